@@ -1,0 +1,104 @@
+"""Argument checks that turn bad input into an error naming the argument, what was expected and
+what was received, instead of a silent broadcast or a traceback from deep inside NumPy.
+
+Shapes are given as tuples of symbols, ints or ``None`` (any size)::
+
+    dims = {}
+    check_shape("q", q, ("B", "H", "T", "D"), dims)      # binds B, H, T, D
+    check_shape("k", k, ("B", "H", "S", "D"), dims)      # must agree on B, H, D
+    # ValueError: k: expected shape (B, H, S, D) with B=2, H=4, D=16; got (2, 3, 5, 16) (H=3, not 4)
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+__all__ = ["check_shape", "check_float", "check_int", "check_index_range", "check_positive_int",
+           "check_probability", "check_choice"]
+
+
+def _fmt(spec: Sequence[Any]) -> str:
+    parts = ["*" if s is None else str(s) for s in spec]
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+
+def check_shape(name: str, x: Any, spec: Sequence[Any], dims: dict[str, int] | None = None) -> dict[str, int]:
+    """Check ``x.shape`` against ``spec`` and bind symbolic sizes into ``dims`` (returned).
+
+    ``spec`` may start with ``"..."`` to allow any number of leading dimensions.
+    """
+    dims = {} if dims is None else dims
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        raise TypeError(f"{name}: expected an array of shape {_fmt(spec)}, got {type(x).__name__}")
+    lead = len(spec) > 0 and spec[0] == "..."
+    core = list(spec[1:]) if lead else list(spec)
+    bound = ", ".join(f"{s}={dims[s]}" for s in core if isinstance(s, str) and s in dims)
+    expect = f"expected shape {_fmt(spec)}" + (f" with {bound}" if bound else "")
+    if (lead and len(shape) < len(core)) or (not lead and len(shape) != len(core)):
+        raise ValueError(f"{name}: {expect}, got shape {tuple(shape)} ({len(shape)} dims, "
+                         f"expected {'at least ' if lead else ''}{len(core)})")
+    tail = shape[len(shape) - len(core):]
+    new: dict[str, int] = {}
+    for s, n in zip(core, tail):
+        if s is None:
+            continue
+        if isinstance(s, int):
+            if n != s:
+                raise ValueError(f"{name}: {expect}, got shape {tuple(shape)} (size {n} where {s} is required)")
+        elif s in dims or s in new:
+            want = dims.get(s, new.get(s))
+            if n != want:
+                raise ValueError(f"{name}: {expect}, got shape {tuple(shape)} ({s}={n}, not {want})")
+        else:
+            new[s] = int(n)
+    dims.update(new)
+    return dims
+
+
+def check_float(name: str, x: Any) -> None:
+    """``x`` must be a floating-point array."""
+    dt = getattr(x, "dtype", None)
+    if dt is None or dt.kind != "f":
+        raise TypeError(f"{name}: expected a floating-point array (float32 or float64), "
+                        f"got {dt if dt is not None else type(x).__name__}")
+
+
+def check_int(name: str, x: Any) -> None:
+    """``x`` must be an integer array (token ids, class targets)."""
+    dt = getattr(x, "dtype", None)
+    if dt is None or dt.kind not in "iu":
+        raise TypeError(f"{name}: expected an integer array, got {dt if dt is not None else type(x).__name__}")
+
+
+def check_index_range(name: str, x: Any, high: int, *, ignore: int | None = None, what: str = "ids") -> None:
+    """Every entry of integer array ``x`` (except ``ignore``) must lie in ``[0, high)``."""
+    check_int(name, x)
+    if x.size == 0:
+        return
+    valid = x if ignore is None else x[x != ignore]
+    if valid.size == 0:
+        return
+    lo, hi = int(valid.min()), int(valid.max())
+    if lo < 0 or hi >= high:
+        bad = lo if lo < 0 else hi
+        extra = f" (or {ignore} to ignore)" if ignore is not None else ""
+        raise ValueError(f"{name}: {what} must lie in [0, {high}){extra}, got {bad}")
+
+
+def check_positive_int(name: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name}: expected a positive int, got {v!r}")
+    return v
+
+
+def check_probability(name: str, p: Any, *, allow_one: bool = False) -> float:
+    ok = isinstance(p, (int, float)) and (0.0 <= p <= 1.0 if allow_one else 0.0 <= p < 1.0)
+    if not ok:
+        raise ValueError(f"{name}: expected a probability in [0, 1{']' if allow_one else ')'}, got {p!r}")
+    return float(p)
+
+
+def check_choice(name: str, v: Any, choices: Sequence[Any]) -> Any:
+    if v not in choices:
+        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {v!r}")
+    return v
