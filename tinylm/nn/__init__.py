@@ -1,5 +1,9 @@
 """Modules: layers that own ``Parameter``s and wrap the functional ops of tinylm.ops."""
 from tinylm.nn.module import Module, Parameter
 from tinylm.nn.linear import Linear
+from tinylm.nn.normalization import LayerNorm
+from tinylm.nn.embedding import Embedding
+from tinylm.nn.dropout import Dropout
+from tinylm.nn.container import ModuleList, Sequential
 
-__all__ = ["Module", "Parameter", "Linear"]
+__all__ = ["Module", "Parameter", "Linear", "LayerNorm", "Embedding", "Dropout", "Sequential", "ModuleList"]

@@ -1,0 +1,128 @@
+"""Sequential and ModuleList: naming, list behaviour, chained forward/backward gradient checks."""
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+from tinylm.gradcheck import check_module
+from tinylm.nn.container import ModuleList, Sequential
+from tinylm.nn.dropout import Dropout
+from tinylm.nn.embedding import Embedding
+from tinylm.nn.linear import Linear
+from tinylm.nn.normalization import LayerNorm
+
+
+class _FixedMaskDropout(Dropout):
+    """The same mask on every call, so finite differences see one function."""
+
+    def forward(self, x):
+        self.rng = np.random.default_rng(5)
+        return super().forward(x)
+
+
+def test_sequential_linear_layernorm_dropout_gradcheck(rng):
+    model = Sequential(Linear(5, 6), LayerNorm(6), _FixedMaskDropout(0.3), Linear(6, 3)).double()
+    for p in model.parameters():
+        p.data = p.data + 0.5 * rng.standard_normal(p.shape)  # LayerNorm away from ones/zeros
+    report = check_module(model, rng.standard_normal((2, 3, 5)))
+    assert set(report.errors) == {"input0", "0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"}
+
+
+def test_sequential_embedding_first_gradcheck(rng):
+    model = Sequential(Embedding(7, 4, padding_idx=0), LayerNorm(4), Linear(4, 2)).double()
+    ids = np.array([[1, 2, 2], [6, 5, 1]])                   # repeated ids, no padding id
+    report = check_module(model, ids)
+    assert set(report.errors) == {"0.weight", "1.weight", "1.bias", "2.weight", "2.bias"}
+    model.zero_grad()
+    out = model(ids)
+    assert model.backward(np.ones_like(out)) is None
+
+
+def test_sequential_runs_in_order_and_back_in_reverse(rng):
+    a, b = Linear(3, 4).double(), Linear(4, 2).double()
+    model = Sequential(a, b)
+    x, dy = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    y = model(x)
+    np.testing.assert_allclose(y, (x @ a.weight.data.T + a.bias.data) @ b.weight.data.T + b.bias.data)
+    dx = model.backward(dy)
+    np.testing.assert_allclose(dx, dy @ b.weight.data @ a.weight.data)
+    np.testing.assert_allclose(a.weight.grad, (dy @ b.weight.data).T @ x)
+
+
+def test_sequential_names_indexing_and_iteration():
+    l0, n1, l2 = Linear(2, 3), LayerNorm(3), Linear(3, 1)
+    model = Sequential(l0, n1, l2)
+    assert len(model) == 3 and list(model) == [l0, n1, l2]
+    assert model[0] is l0 and model[-1] is l2 and model[1] is n1
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias", "2.weight", "2.bias"]
+    tail = model[1:]
+    assert isinstance(tail, Sequential) and list(tail) == [n1, l2]
+    assert list(tail.state_dict()) == ["1.weight", "1.bias", "2.weight", "2.bias"]   # names kept, as PyTorch
+    model.append(Dropout(0.1))
+    assert len(model) == 4 and [n for n, _ in model.named_modules()][1:] == ["0", "1", "2", "3"]
+    assert repr(model).splitlines()[1] == "  (0): Linear(in_features=2, out_features=3, bias=True)"
+
+
+def test_sequential_from_ordered_dict():
+    model = Sequential(OrderedDict([("proj", Linear(2, 2)), ("norm", LayerNorm(2))]))
+    assert list(model.state_dict()) == ["proj.weight", "proj.bias", "norm.weight", "norm.bias"]
+    assert model.proj is model[0]
+
+
+def test_train_eval_reaches_children():
+    model = Sequential(Linear(4, 4), Dropout(0.99))
+    x = np.ones((3, 4), np.float32)
+    assert model.eval()[1].training is False
+    np.testing.assert_array_equal(model(x), model[0](x))        # dropout is off
+    assert model.train()[1].training is True
+
+
+def test_empty_sequential_is_identity():
+    x = np.ones(3)
+    assert Sequential()(x) is x and Sequential().backward(x) is x
+
+
+def test_module_list():
+    layers = ModuleList([Linear(2, 2), Linear(2, 2)])
+    layers.append(LayerNorm(2)).extend([Dropout(0.2)])
+    assert len(layers) == 4 and isinstance(layers[-2], LayerNorm) and isinstance(layers[3], Dropout)
+    assert list(layers.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias", "2.weight", "2.bias"]
+    sub = layers[:2]
+    assert isinstance(sub, ModuleList) and list(sub) == list(layers)[:2]
+    assert ModuleList().num_parameters() == 0
+    with pytest.raises(NotImplementedError, match="ModuleList has no forward: iterate over it"):
+        layers(np.ones(2))
+
+
+def test_module_list_inside_a_module_registers_parameters():
+    from tinylm.nn.module import Module
+
+    class Stack(Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = ModuleList([Linear(3, 3) for _ in range(2)])
+
+    assert [n for n, _ in Stack().named_parameters()] == ["blocks.0.weight", "blocks.0.bias",
+                                                         "blocks.1.weight", "blocks.1.bias"]
+
+
+@pytest.mark.parametrize("bad, err, match", [
+    (lambda: Sequential(Linear(2, 2), 3), TypeError, r"Sequential: entry 1 must be a tinylm Module, got int"),
+    (lambda: ModuleList([Linear(2, 2), "x"]), TypeError, r"ModuleList: entry 1 must be a tinylm Module, got str"),
+    (lambda: ModuleList(Linear(2, 2)), TypeError, r"ModuleList.extend: expected an iterable of modules"),
+    (lambda: Sequential(Linear(2, 2))[1], IndexError, r"index 1 is out of range for a Sequential of length 1"),
+    (lambda: ModuleList([Linear(2, 2)])[-2], IndexError, r"index -2 is out of range for a ModuleList of length 1"),
+    (lambda: Sequential(Linear(2, 2))["0"], TypeError, r"Sequential indices must be ints or slices, got str"),
+    (lambda: Sequential(Linear(2, 2)).backward(np.ones((1, 2), np.float32)), RuntimeError,
+     r"Linear.backward called before forward"),
+])
+def test_container_bad_input(bad, err, match):
+    with pytest.raises(err, match=match):
+        bad()
+
+
+def test_gradient_stopped_midway_is_a_clear_error():
+    model = Sequential(Linear(2, 5), Embedding(5, 2))
+    model[1](np.array([0, 1]))                               # run the part that can run
+    with pytest.raises(RuntimeError, match=r"module '1' returned no input gradient, so module '0' before it"):
+        model.backward(np.ones((2, 2), np.float32))
