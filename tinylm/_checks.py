@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
+
+from tinylm.backend import to_numpy
+
 __all__ = ["check_shape", "check_float", "check_int", "check_index_range", "check_positive_int",
-           "check_probability", "check_choice"]
+           "check_probability", "check_choice", "check_lengths"]
 
 
 def _fmt(spec: Sequence[Any]) -> str:
@@ -92,7 +96,8 @@ def check_positive_int(name: str, v: Any) -> int:
 
 
 def check_probability(name: str, p: Any, *, allow_one: bool = False) -> float:
-    ok = isinstance(p, (int, float)) and (0.0 <= p <= 1.0 if allow_one else 0.0 <= p < 1.0)
+    real = isinstance(p, (int, float, np.integer, np.floating)) and not isinstance(p, (bool, np.bool_))
+    ok = real and (0.0 <= p <= 1.0 if allow_one else 0.0 <= p < 1.0)
     if not ok:
         raise ValueError(f"{name}: expected a probability in [0, 1{']' if allow_one else ')'}, got {p!r}")
     return float(p)
@@ -102,3 +107,18 @@ def check_choice(name: str, v: Any, choices: Sequence[Any]) -> Any:
     if v not in choices:
         raise ValueError(f"{name}: expected one of {tuple(choices)}, got {v!r}")
     return v
+
+
+def check_lengths(name: str, lengths: Any, max_len: int, batch: int | None = None) -> np.ndarray:
+    """Lengths of the sequences in a padded batch: integers in ``[1, max_len]``, shape ``(batch,)``.
+
+    Accepts a list or an array of either backend; returns a host NumPy int64 array (masks are
+    built from it, and its range check needs the values on the host anyway).
+    """
+    arr = to_numpy(lengths)
+    check_int(name, arr)
+    check_shape(name, arr, ("B",), {} if batch is None else {"B": batch})
+    if arr.size and (arr.min() < 1 or arr.max() > max_len):
+        bad = int(arr.min()) if arr.min() < 1 else int(arr.max())
+        raise ValueError(f"{name}: every length must lie in [1, {max_len}] (the padded length), got {bad}")
+    return arr.astype(np.int64)

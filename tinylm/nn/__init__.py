@@ -5,5 +5,9 @@ from tinylm.nn.normalization import LayerNorm
 from tinylm.nn.embedding import Embedding
 from tinylm.nn.dropout import Dropout
 from tinylm.nn.container import ModuleList, Sequential
+from tinylm.nn.activation import GELU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from tinylm.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 
-__all__ = ["Module", "Parameter", "Linear", "LayerNorm", "Embedding", "Dropout", "Sequential", "ModuleList"]
+__all__ = ["Module", "Parameter", "Linear", "LayerNorm", "Embedding", "Dropout", "Sequential", "ModuleList",
+           "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax", "LogSoftmax", "CrossEntropyLoss", "BCEWithLogitsLoss",
+           "MSELoss"]
