@@ -7,7 +7,12 @@ from tinylm.nn.dropout import Dropout
 from tinylm.nn.container import ModuleList, Sequential
 from tinylm.nn.activation import GELU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from tinylm.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from tinylm.nn.attention import MultiheadAttention
+from tinylm.nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from tinylm.nn.soft_attention import AdditiveAttention, HardAttention, LuongAttention
 
 __all__ = ["Module", "Parameter", "Linear", "LayerNorm", "Embedding", "Dropout", "Sequential", "ModuleList",
            "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax", "LogSoftmax", "CrossEntropyLoss", "BCEWithLogitsLoss",
-           "MSELoss"]
+           "MSELoss",
+           "MultiheadAttention", "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding", "AdditiveAttention",
+           "LuongAttention", "HardAttention"]

@@ -14,6 +14,7 @@ from tinylm.ops.softmax import (log_softmax, log_softmax_backward, log_softmax_f
                                 softmax_forward)
 from tinylm.ops.losses import (bce_with_logits_backward, bce_with_logits_forward, cross_entropy_backward,
                                cross_entropy_forward, mse_backward, mse_forward)
+from tinylm.ops.attention import AttentionCache, attention_backward, attention_forward, attention_probs
 
 __all__ = ["matmul", "LinearCache", "linear_forward", "linear_backward",
            "LayerNormCache", "layernorm_forward", "layernorm_backward",
@@ -23,4 +24,5 @@ __all__ = ["matmul", "LinearCache", "linear_forward", "linear_backward",
            "gelu_forward", "gelu_backward", "sigmoid", "gelu",
            "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward", "softmax",
            "log_softmax", "cross_entropy_forward", "cross_entropy_backward", "bce_with_logits_forward",
-           "bce_with_logits_backward", "mse_forward", "mse_backward"]
+           "bce_with_logits_backward", "mse_forward", "mse_backward",
+           "AttentionCache", "attention_forward", "attention_backward", "attention_probs"]

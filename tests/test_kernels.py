@@ -1,0 +1,156 @@
+"""Every registered kernel against an independent float64 oracle.
+
+Parametrised over ``tinylm.backend.registry.list_kernels()``, so a Numba or CuPy kernel registered
+later is tested here without touching this file. Each kernel runs on its own backend, in float32
+and in float64, over awkward shapes (T = 1, T = 37 which is no tile size's multiple, S != T, head
+dims 16/24/64/80, causal, key padding, dropout), and must agree with the oracle to
+``atol + rtol * |oracle|``. The oracles are written out here with explicit products and sums (no
+BLAS, no kernel code), so the reference kernels are checked too, not compared with themselves.
+"""
+import math
+
+import numpy as np
+import pytest
+
+import tinylm
+import tinylm.ops.attention  # noqa: F401  (registers the reference attention kernel)
+import tinylm.ops.matmul  # noqa: F401  (registers the reference matmul kernel)
+from tinylm.backend import BACKEND_NAMES, BackendUnavailableError, to_numpy
+from tinylm.backend.registry import get_kernel, list_kernels
+
+# Loading a backend imports its kernel module, which registers its kernels; note why one can't run.
+UNAVAILABLE: dict[str, str] = {}
+for _name in BACKEND_NAMES:
+    try:
+        with tinylm.use_backend(_name):
+            pass
+    except BackendUnavailableError as e:
+        UNAVAILABLE[_name] = str(e)
+
+# Per dtype (rtol, atol): |got - oracle| <= atol * max(max|oracle|, 1) + rtol * |oracle|, elementwise.
+# The reference kernels stay ~50x inside (float32 errors ~4e-7, float64 ~1e-15 of the scale).
+TOL = {np.float64: (1e-10, 1e-12), np.float32: (1e-4, 1e-5)}
+
+
+def _close(name, got, want, dtype):
+    rtol, atol = TOL[dtype]
+    got = to_numpy(got)
+    assert got.shape == want.shape, f"{name}: shape {got.shape}, expected {want.shape}"
+    assert got.dtype == dtype, f"{name}: dtype {got.dtype}, expected {np.dtype(dtype)}"
+    bound = atol * max(np.abs(want).max(), 1.0) + rtol * np.abs(want)
+    err = np.abs(got.astype(np.float64) - want)
+    assert np.all(err <= bound), f"{name}: max error {err.max():.2e} (worst excess {(err - bound).max():.2e})"
+
+
+def _runs(op):
+    """(kernel, backend to run it on): each kernel on its own backend, and the reference kernels,
+    written against xp, also on the GPU, where they are the fallback for ops without a CUDA kernel."""
+    runs = [(k, k.backend) for k in list_kernels(op)]
+    runs += [(k, "cupy") for k in list_kernels(op) if k.backend == "numpy"]
+    return pytest.mark.parametrize("kernel, backend", runs, ids=[f"{k.key}@{b}" for k, b in runs])
+
+
+def _skip_if_unavailable(kernel, backend):
+    if backend in UNAVAILABLE:
+        pytest.skip(f"{kernel.key} on {backend}: {UNAVAILABLE[backend]}")
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_backend_kernels_load(backend):
+    """Shows, per backend, whether its kernels run here (and why not)."""
+    if backend in UNAVAILABLE:
+        pytest.skip(f"backend {backend!r}: {UNAVAILABLE[backend]}")
+    for op in ("matmul", "attention"):
+        k = get_kernel(op, backend)    # its own, or the reference fallback
+        assert k.op == op and callable(k.forward)
+
+
+# --- matmul ---
+
+def _matmul_oracle(a, b):
+    return (a[..., :, :, None] * b[..., None, :, :]).sum(axis=-2)        # sum_k a_mk b_kn
+
+
+MATMUL_SHAPES = [((1, 1), (1, 1)), ((37, 5), (5, 3)), ((3, 64), (64, 80)), ((2, 3, 17, 24), (2, 3, 24, 9)),
+                 ((4, 1, 7, 16), (3, 16, 5)), ((33, 31), (31, 1))]
+
+
+@_runs("matmul")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("a_shape, b_shape", MATMUL_SHAPES, ids=[f"{a}@{b}" for a, b in MATMUL_SHAPES])
+def test_matmul_kernel(kernel, backend, dtype, a_shape, b_shape):
+    _skip_if_unavailable(kernel, backend)
+    r = np.random.default_rng(0)
+    a, b = r.standard_normal(a_shape), r.standard_normal(b_shape)
+    with tinylm.use_backend(backend) as be:
+        got = kernel.forward(be.asarray(a, dtype), be.asarray(b, dtype))
+    _close("a @ b", got, _matmul_oracle(a.astype(dtype).astype(np.float64), b.astype(dtype).astype(np.float64)),
+           dtype)
+
+
+# --- attention ---
+
+def _attention_oracle(q, k, v, causal, pad, scale, drop, dout):
+    """Forward and backward, one (b, h) at a time, with the softmax Jacobian written as a matrix
+    (diag(p) - p p^T) rather than the kernels' rowsum shortcut."""
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    out, dq, dk, dv = np.zeros(q.shape), np.zeros(q.shape), np.zeros(k.shape), np.zeros(v.shape)
+    for b in range(B):
+        for h in range(H):
+            for i in range(T):
+                seen = np.array([(not causal or j <= i + S - T) and not (pad is not None and pad[b, j])
+                                 for j in range(S)])
+                if not seen.any():
+                    continue
+                s = scale * (k[b, h] * q[b, h, i]).sum(-1)                       # (S,)
+                e = np.where(seen, np.exp(np.where(seen, s, 0) - s[seen].max()), 0)
+                p = e / e.sum()
+                m = np.ones(S) if drop is None else drop[b, h, i]
+                out[b, h, i] = ((p * m)[:, None] * v[b, h]).sum(0)
+                dv[b, h] += (p * m)[:, None] * dout[b, h, i][None, :]
+                dp = m * (v[b, h] * dout[b, h, i]).sum(-1)                     # (S,)
+                ds = (np.diag(p) - np.outer(p, p)) @ dp                        # softmax Jacobian
+                dq[b, h, i] = scale * (ds[:, None] * k[b, h]).sum(0)
+                dk[b, h] += scale * ds[:, None] * q[b, h, i][None, :]
+    return out, dq, dk, dv
+
+
+ATTENTION_CASES = {
+    # name: (B, H, T, S, D, causal, padding, dropout)
+    "T1_decode_step": (2, 2, 1, 9, 16, True, False, False),
+    "T37_S37_causal": (1, 2, 37, 37, 24, True, False, False),
+    "T37_S50_pad": (2, 1, 37, 50, 64, False, True, False),
+    "T5_S40_causal_pad": (2, 2, 5, 40, 80, True, True, False),
+    "T37_S37_causal_pad": (1, 1, 37, 37, 16, True, True, False),
+    "T7_S3_D80": (1, 3, 7, 3, 80, False, False, False),
+    "T6_S11_dropout": (2, 2, 6, 11, 24, True, True, True),
+}
+
+
+@_runs("attention")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", list(ATTENTION_CASES))
+def test_attention_kernel(kernel, backend, dtype, case):
+    _skip_if_unavailable(kernel, backend)
+    B, H, T, S, D, causal, padding, dropout = ATTENTION_CASES[case]
+    r = np.random.default_rng(list(ATTENTION_CASES).index(case))
+    q, k, v = (r.standard_normal(s).astype(dtype) for s in [(B, H, T, D), (B, H, S, D), (B, H, S, D)])
+    dout = r.standard_normal((B, H, T, D)).astype(dtype)
+    pad = None
+    if padding:
+        pad = r.random((B, S)) < 0.3
+        if B > 1:
+            pad[0, :] = True                 # a sequence with no real key: its rows must come out 0
+        pad[-1, S - 1] = False               # and at least one real key in the last one
+    drop = ((r.random((B, H, T, S)) >= 0.25) / 0.75).astype(dtype) if dropout else None
+    scale = 1 / math.sqrt(D)
+    want = _attention_oracle(*(x.astype(np.float64) for x in (q, k, v)), causal, pad, scale,
+                             None if drop is None else drop.astype(np.float64), dout.astype(np.float64))
+    with tinylm.use_backend(backend) as be:
+        dev = [None if x is None else be.asarray(x) for x in (q, k, v, pad, drop, dout)]
+        out, cache = kernel.forward(dev[0], dev[1], dev[2], causal=causal, key_padding_mask=dev[3],
+                                    scale=scale, dropout_mask=dev[4])
+        grads = kernel.backward(dev[5], cache)
+    for name, got, ref in zip(["out", "dq", "dk", "dv"], (out, *grads), want):
+        _close(name, got, ref, dtype)

@@ -1,0 +1,259 @@
+"""MultiheadAttention (tinylm/nn/attention.py) and the positional encodings (tinylm/nn/positional.py).
+PyTorch cross-checks: tests/test_torch_attention.py."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from tinylm.gradcheck import check_module
+from tinylm.nn.attention import MultiheadAttention
+from tinylm.nn.module import Module
+from tinylm.nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+
+
+class _AttnOutput(Module):
+    """attn_output only (check_module differentiates one output). ``self_attention`` feeds one input
+    as query, key and value and sums the three gradients, as a caller of MHA.backward must."""
+
+    def __init__(self, mha, self_attention=False, dropout_seed=None, **kwargs):
+        super().__init__()
+        self.mha, self.self_attention, self.dropout_seed, self.kwargs = mha, self_attention, dropout_seed, kwargs
+
+    def forward(self, *xs):
+        if self.dropout_seed is not None:        # the same dropout mask on every call
+            self.mha.rng = np.random.default_rng(self.dropout_seed)
+        q, k, v = xs * 3 if self.self_attention else xs
+        return self.mha(q, k, v, need_weights=False, **self.kwargs)[0]
+
+    def backward(self, dout):
+        dq, dk, dv = self.mha.backward(dout)
+        return dq + dk + dv if self.self_attention else (dq, dk, dv)
+
+
+def _softmax(s):
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _mha_naive(m, query, key, value, pad=None, causal=False):
+    """attn_output, head by head, from the module's parameters (inputs batch-first)."""
+    E, H = m.embed_dim, m.num_heads
+    D = E // H
+    W, b = m.in_proj_weight.data, m.in_proj_bias.data
+    Q, K, V = query @ W[:E].T + b[:E], key @ W[E:2 * E].T + b[E:2 * E], value @ W[2 * E:].T + b[2 * E:]
+    T, S = query.shape[1], key.shape[1]
+    heads = []
+    for h in range(H):
+        cols = slice(h * D, (h + 1) * D)
+        s = Q[..., cols] @ K[..., cols].transpose(0, 2, 1) / math.sqrt(D)       # (B,T,S)
+        if pad is not None:
+            s = np.where(pad[:, None, :], -np.inf, s)
+        if causal:
+            s = np.where(np.arange(S) > np.arange(T)[:, None] + S - T, -np.inf, s)
+        heads.append(_softmax(s) @ V[..., cols])
+    return np.concatenate(heads, -1) @ m.out_proj.weight.data.T + m.out_proj.bias.data
+
+
+# --- MultiheadAttention: gradient checks ---
+
+def _inputs(rng, B=2, T=3, S=4, E=4, batch_first=False):
+    shape = (lambda L: (B, L, E)) if batch_first else (lambda L: (L, B, E))
+    return rng.standard_normal(shape(T)), rng.standard_normal(shape(S)), rng.standard_normal(shape(S))
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("kwargs", [{}, {"is_causal": True}], ids=["full", "causal"])
+def test_mha_self_attention_gradcheck(rng, batch_first, kwargs):
+    m = MultiheadAttention(4, 2, batch_first=batch_first, rng=1).double()
+    x, _, _ = _inputs(rng, T=3, batch_first=batch_first)
+    check_module(_AttnOutput(m, self_attention=True, **kwargs), x, tol=1e-5)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_mha_cross_attention_gradcheck_with_padding(rng, batch_first):
+    m = MultiheadAttention(4, 2, batch_first=batch_first, rng=2).double()
+    pad = np.array([[False, True, False, False], [True, True, True, True]])   # sequence 1: all padding
+    check_module(_AttnOutput(m, key_padding_mask=pad), *_inputs(rng, T=3, S=4, batch_first=batch_first), tol=1e-5)
+
+
+def test_mha_causal_padding_no_bias_gradcheck(rng):
+    m = MultiheadAttention(6, 3, bias=False, batch_first=True, rng=3).double()
+    pad = np.array([[False, False, True, False, False], [True, False, False, False, False]])
+    check_module(_AttnOutput(m, key_padding_mask=pad, is_causal=True), *_inputs(rng, T=2, S=5, E=6, batch_first=True),
+                 tol=1e-5)
+
+
+def test_mha_dropout_gradcheck(rng):
+    m = MultiheadAttention(4, 2, dropout=0.3, batch_first=True, rng=4).double()
+    check_module(_AttnOutput(m, dropout_seed=9), *_inputs(rng, batch_first=True), tol=1e-5)
+
+
+# --- MultiheadAttention: behaviour ---
+
+@pytest.mark.parametrize("T, S, causal", [(3, 5, False), (4, 4, True), (2, 5, True)])
+def test_mha_matches_head_by_head_definition(rng, T, S, causal):
+    m = MultiheadAttention(6, 3, rng=5).double()
+    m.in_proj_bias.data = rng.standard_normal(18)          # non-zero biases, so they are checked too
+    m.out_proj.bias.data = rng.standard_normal(6)
+    q, k, v = _inputs(rng, T=T, S=S, E=6, batch_first=True)
+    pad = np.array([[False] * S, [False] * (S - 1) + [True]])       # no query left without keys
+    y, _ = m(q.swapaxes(0, 1), k.swapaxes(0, 1), v.swapaxes(0, 1), key_padding_mask=pad, is_causal=causal)
+    np.testing.assert_allclose(y.swapaxes(0, 1), _mha_naive(m, q, k, v, pad, causal), rtol=1e-12, atol=1e-12)
+
+
+def test_mha_parameters_follow_pytorch():
+    m = MultiheadAttention(8, 2)
+    assert [(n, p.shape) for n, p in m.named_parameters()] == [
+        ("in_proj_weight", (24, 8)), ("in_proj_bias", (24,)), ("out_proj.weight", (8, 8)), ("out_proj.bias", (8,))]
+    assert m.in_proj_weight.dtype == np.float32
+    assert not m.in_proj_bias.data.any() and not m.out_proj.bias.data.any()
+    bound = math.sqrt(6 / (8 + 24))                          # xavier_uniform_ on (3E, E)
+    assert np.abs(m.in_proj_weight.data).max() <= bound and np.abs(m.in_proj_weight.data).max() > 0.8 * bound
+    assert np.abs(m.out_proj.weight.data).max() <= 1 / math.sqrt(8)
+    assert [n for n, _ in MultiheadAttention(8, 2, bias=False).named_parameters()] == [
+        "in_proj_weight", "out_proj.weight"]
+
+
+def test_mha_weights_are_the_ones_used(rng):
+    m = MultiheadAttention(4, 2, dropout=0.5, batch_first=True, rng=6).double()
+    q, k, v = _inputs(rng, batch_first=True)
+    y, w = m(q, k, v, average_attn_weights=False)             # training mode: dropout is on
+    assert w.shape == (2, 2, 3, 4)
+    V = (v @ m.in_proj_weight.data[8:].T + m.in_proj_bias.data[8:]).reshape(2, 4, 2, 2).transpose(0, 2, 1, 3)
+    merged = (w @ V).transpose(0, 2, 1, 3).reshape(2, 3, 4)
+    np.testing.assert_allclose(y, merged @ m.out_proj.weight.data.T + m.out_proj.bias.data, rtol=1e-12)
+    m.eval()
+    y1, wa = m(q, k, v)                                       # eval: no dropout, deterministic
+    y2, _ = m(q, k, v)
+    np.testing.assert_array_equal(y1, y2)
+    assert wa.shape == (2, 3, 4)
+    np.testing.assert_allclose(wa.sum(-1), 1, rtol=1e-12)
+    assert m(q, k, v, need_weights=False)[1] is None
+
+
+def test_mha_backward_accumulates_and_frozen_params_pass_gradient(rng):
+    m = MultiheadAttention(4, 2, rng=7).double()
+    q, k, v = _inputs(rng)
+    dy = rng.standard_normal((3, 2, 4))
+    m(q, k, v)
+    g1 = m.backward(dy)
+    w1 = m.in_proj_weight.grad.copy()
+    m(q, k, v)
+    g2 = m.backward(dy)
+    np.testing.assert_allclose(m.in_proj_weight.grad, 2 * w1)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a, b)
+    m.zero_grad()
+    m.requires_grad_(False)
+    m(q, k, v)
+    g3 = m.backward(dy)
+    assert all(p.grad is None for p in m.parameters())
+    for a, b in zip(g1, g3):
+        np.testing.assert_allclose(a, b)
+
+
+@given(B=st.integers(1, 3), T=st.integers(1, 4), S=st.integers(1, 4), heads=st.sampled_from([1, 2, 4]),
+       batch_first=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_mha_shapes_and_dtypes(B, T, S, heads, batch_first, dtype):
+    m = MultiheadAttention(8, heads, batch_first=batch_first, rng=0).to(dtype)
+    r = np.random.default_rng(0)
+    q, k, v = (x.astype(dtype) for x in _inputs(r, B, T, S, 8, batch_first))
+    y, w = m(q, k, v, average_attn_weights=False)
+    assert y.shape == q.shape and y.dtype == dtype and w.shape == (B, heads, T, S) and w.dtype == dtype
+    grads = m.backward(np.ones_like(y))
+    assert [g.shape for g in grads] == [q.shape, k.shape, v.shape] and all(g.dtype == dtype for g in grads)
+    assert m.in_proj_weight.grad.dtype == dtype
+
+
+@pytest.mark.parametrize("call, err, match", [
+    (lambda m, q, k, v: m(q[..., :3], k, v), ValueError, r"query: expected shape \(T, B, E\) with E=4, got shape"),
+    (lambda m, q, k, v: m(q, k, v[:3]), ValueError, r"value: expected shape \(S, B, E\) .* \(S=3, not 4\)"),
+    (lambda m, q, k, v: m(q, k[:, :1], v), ValueError, r"key: expected shape \(S, B, E\) .* \(B=1, not 2\)"),
+    (lambda m, q, k, v: m(q, k, v, key_padding_mask=np.zeros((2, 3), bool)), ValueError,
+     r"key_padding_mask: expected shape \(B, S\) with B=2, S=4, got shape \(2, 3\)"),
+    (lambda m, q, k, v: m(q, k, v, key_padding_mask=np.zeros((2, 4))), TypeError,
+     r"key_padding_mask: expected a bool array"),
+    (lambda m, q, k, v: m(q.astype(np.float32), k, v), TypeError, r"query: dtype float32 differs from the parameters'"),
+    (lambda m, q, k, v: m(q, k, v, is_causal=True), ValueError, r"causal: needs T <= S"),
+])
+def test_mha_bad_input(rng, call, err, match):
+    m = MultiheadAttention(4, 2).double()
+    q, k, v = _inputs(rng, T=5, S=4)
+    if "causal" not in match:
+        q = q[:3]
+    with pytest.raises(err, match=match):
+        call(m, q, k, v)
+
+
+def test_mha_bad_construction_and_backward(rng):
+    with pytest.raises(ValueError, match=r"embed_dim must be divisible by num_heads, got embed_dim=10, num_heads=3"):
+        MultiheadAttention(10, 3)
+    with pytest.raises(ValueError, match=r"dropout: expected a probability in \[0, 1\), got 1.5"):
+        MultiheadAttention(4, 2, dropout=1.5)
+    m = MultiheadAttention(4, 2).double()
+    with pytest.raises(RuntimeError, match="before forward"):
+        m.backward(np.zeros((3, 2, 4)))
+    q, k, v = _inputs(rng)
+    m(q, k, v)
+    with pytest.raises(ValueError, match=r"dout: expected shape \(3, 2, 4\), got shape \(2, 3, 4\)"):
+        m.backward(np.zeros((2, 3, 4)))
+
+
+# --- positional encodings ---
+
+def test_sinusoidal_table_values():
+    pe = SinusoidalPositionalEncoding(5, max_len=7).pe
+    for pos in range(7):
+        for c in range(5):
+            angle = pos / 10000 ** (2 * (c // 2) / 5)
+            assert pe[pos, c] == pytest.approx(math.sin(angle) if c % 2 == 0 else math.cos(angle), abs=1e-12)
+
+
+def test_sinusoidal_adds_table_and_keeps_dtype(rng):
+    m = SinusoidalPositionalEncoding(6, max_len=10)
+    x = rng.standard_normal((2, 4, 6)).astype(np.float32)
+    y = m(x)
+    assert y.dtype == np.float32 and m.num_parameters() == 0
+    np.testing.assert_allclose(y - x, np.broadcast_to(m.pe[:4], (2, 4, 6)), atol=1e-6)
+    np.testing.assert_allclose(m(x[:, 2:], offset=2), y[:, 2:])
+    m(x)
+    dout = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(m.backward(dout), dout)
+
+
+def test_positional_gradchecks(rng):
+    x = rng.standard_normal((2, 3, 4))
+    check_module(SinusoidalPositionalEncoding(4, max_len=8), x, tol=1e-7)
+    m = LearnedPositionalEmbedding(8, 4, rng=0).double()
+    check_module(m, x, forward_kwargs={"offset": 2}, tol=1e-7)
+    assert not m.weight.grad[:2].any() and not m.weight.grad[5:].any()
+
+
+def test_learned_matches_definition(rng):
+    m = LearnedPositionalEmbedding(6, 3, rng=1)
+    assert [(n, p.shape) for n, p in m.named_parameters()] == [("weight", (6, 3))]
+    x = rng.standard_normal((2, 4, 3)).astype(np.float32)
+    y = m(x, offset=1)
+    np.testing.assert_allclose(y, x + m.weight.data[1:5][None], rtol=1e-6)
+    dout = rng.standard_normal((2, 4, 3)).astype(np.float32)
+    dx = m.backward(dout)
+    np.testing.assert_array_equal(dx, dout)
+    np.testing.assert_allclose(m.weight.grad[1:5], dout.sum(0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: SinusoidalPositionalEncoding(4, max_len=5),
+                                  lambda: LearnedPositionalEmbedding(5, 4)], ids=["sinusoidal", "learned"])
+def test_positional_bad_input(make):
+    m = make()
+    x = np.zeros((1, 6, 4), np.float32)
+    with pytest.raises(ValueError, match=r"x: positions 0..5 \(offset 0 \+ sequence length 6\) exceed max_len=5"):
+        m(x)
+    with pytest.raises(ValueError, match=r"exceed max_len=5"):
+        m(x[:, :3], offset=3)
+    with pytest.raises(ValueError, match=r"offset: expected a non-negative int, got -1"):
+        m(x[:, :3], offset=-1)
+    with pytest.raises(ValueError, match=r"x: expected shape \(B, T, C\) with C=4, got shape \(1, 6, 3\)"):
+        m(x[..., :3])
+    with pytest.raises(ValueError, match=r"x: expected shape \(B, T, C\) with C=4, got shape \(6, 4\)"):
+        m(x[0])
