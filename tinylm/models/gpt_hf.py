@@ -25,7 +25,7 @@ from tinylm.io.checkpoint import load as load_safetensors, save as save_safetens
 __all__ = ["load_gpt2", "save_gpt2", "hf_config_to_gpt_config", "gpt_config_to_hf_config"]
 
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-_BUFFERS = ("attn.bias", "attn.masked_bias")
+_BUFFERS = (".attn.bias", ".attn.masked_bias")   # the leading dot keeps c_attn.bias
 
 
 def hf_config_to_gpt_config(hf: dict):

@@ -1,0 +1,186 @@
+import json
+
+import numpy as np
+import pytest
+
+import tinylm
+from tinylm.gradcheck import check_module
+from tinylm.models.gpt import GPT, Block, CausalSelfAttention, GPTConfig
+from tinylm.models.sampling import filter_logits, sample_next
+
+
+def tiny(**kw):
+    cfg = dict(vocab_size=11, block_size=6, n_layer=2, n_head=2, n_embd=8)
+    cfg.update(kw)
+    return GPTConfig(**cfg)
+
+
+def test_gpt_gradcheck_every_parameter(rng):
+    model = GPT(tiny()).double()
+    idx = rng.integers(0, 11, size=(2, 5))
+    report = check_module(model, idx, tol=1e-6)
+    names = {n for n, _ in model.named_parameters()}
+    assert names <= set(report.errors) and "transformer.wte.weight" in report.errors
+
+
+def test_block_and_attention_gradcheck(rng):
+    cfg = tiny(n_embd=6, n_head=3)
+    x = rng.standard_normal((2, 4, 6))
+    check_module(Block(cfg).double(), x, tol=1e-6)
+    check_module(CausalSelfAttention(cfg).double(), x, tol=1e-6)
+
+
+def test_gpt_gradcheck_without_bias(rng):
+    model = GPT(tiny(bias=False, n_layer=1)).double()
+    assert not any(n.endswith(".bias") for n, _ in model.named_parameters())
+    check_module(model, rng.integers(0, 11, size=(1, 4)), tol=1e-6)
+
+
+def test_parameter_names_follow_hugging_face():
+    names = [n for n, _ in GPT(tiny(n_layer=1)).named_parameters()]
+    assert names == [
+        "transformer.wte.weight", "transformer.wpe.weight",
+        "transformer.h.0.ln_1.weight", "transformer.h.0.ln_1.bias",
+        "transformer.h.0.attn.c_attn.weight", "transformer.h.0.attn.c_attn.bias",
+        "transformer.h.0.attn.c_proj.weight", "transformer.h.0.attn.c_proj.bias",
+        "transformer.h.0.ln_2.weight", "transformer.h.0.ln_2.bias",
+        "transformer.h.0.mlp.c_fc.weight", "transformer.h.0.mlp.c_fc.bias",
+        "transformer.h.0.mlp.c_proj.weight", "transformer.h.0.mlp.c_proj.bias",
+        "transformer.ln_f.weight", "transformer.ln_f.bias"]
+
+
+def test_causality(rng):
+    """Changing a later token never changes earlier logits."""
+    model = GPT(tiny()).double()
+    idx = rng.integers(0, 11, size=(1, 6))
+    base = model(idx)
+    idx2 = idx.copy()
+    idx2[0, 4] = (idx2[0, 4] + 1) % 11
+    out = model(idx2)
+    np.testing.assert_allclose(out[:, :4], base[:, :4], rtol=1e-12, atol=1e-12)
+    assert not np.allclose(out[:, 4:], base[:, 4:])
+
+
+def test_init_statistics():
+    cfg = tiny(n_embd=64, n_head=4, n_layer=4, vocab_size=50)
+    model = GPT(cfg)
+    p = dict(model.named_parameters())
+    assert abs(p["transformer.h.0.attn.c_attn.weight"].data.std() - 0.02) < 0.002
+    assert abs(p["transformer.h.0.mlp.c_proj.weight"].data.std() - 0.02 / np.sqrt(8)) < 0.001
+    assert np.all(p["transformer.h.0.mlp.c_fc.bias"].data == 0)
+    assert np.all(p["transformer.ln_f.weight"].data == 1)
+
+
+@pytest.mark.parametrize("new", [3, 9])   # 9 slides the window past block_size=6
+def test_greedy_generation_with_and_without_kv_cache_is_identical(rng, new):
+    model = GPT(tiny()).double()
+    idx = rng.integers(0, 11, size=(3, 2))
+    with_cache = model.generate(idx, new, use_cache=True)
+    without = model.generate(idx, new, use_cache=False)
+    assert with_cache.shape == (3, 2 + new)
+    np.testing.assert_array_equal(with_cache, without)
+    np.testing.assert_array_equal(with_cache[:, :2], idx)
+
+
+def test_kv_cache_logits_match_full_forward(rng):
+    model = GPT(tiny()).double().eval()
+    idx = rng.integers(0, 11, size=(2, 5))
+    full = model(idx)
+    kv = model.new_kv_cache(2)
+    steps = [model(idx[:, :2], kv)] + [model(idx[:, t:t + 1], kv) for t in range(2, 5)]
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=1e-10, atol=1e-12)
+
+
+def test_sampling_is_reproducible_and_top_k_1_is_greedy(rng):
+    model = GPT(tiny())
+    idx = rng.integers(0, 11, size=(2, 1))
+    a = model.generate(idx, 5, do_sample=True, seed=3)
+    b = model.generate(idx, 5, do_sample=True, seed=3)
+    np.testing.assert_array_equal(a, b)
+    greedy = model.generate(idx, 5)
+    np.testing.assert_array_equal(model.generate(idx, 5, do_sample=True, top_k=1, seed=9), greedy)
+    np.testing.assert_array_equal(model.generate(idx, 5, do_sample=True, top_p=1e-9, seed=9), greedy)
+
+
+def test_eos_stops_rows():
+    model = GPT(tiny())
+    idx = np.zeros((2, 1), dtype=np.int64)
+    first = model.generate(idx, 1)[0, 1]
+    out = model.generate(idx, 4, eos_token_id=int(first))
+    # every row emitted the same greedy token first, which is eos: generation ends after one step
+    assert out.shape == (2, 2) and np.all(out[:, 1] == first)
+
+
+def test_filter_logits_top_k_and_top_p():
+    z = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
+    assert np.isfinite(filter_logits(z, top_k=2)).tolist() == [[True, True, False, False]]
+    assert np.isfinite(filter_logits(z, top_p=0.7)).tolist() == [[True, True, False, False]]
+    assert np.isfinite(filter_logits(z, top_p=0.79)).tolist() == [[True, True, False, False]]
+    assert np.isfinite(filter_logits(z, top_p=0.81)).tolist() == [[True, True, True, False]]
+
+
+def test_sampling_follows_the_distribution():
+    p = np.array([0.6, 0.3, 0.1])
+    logits = np.tile(np.log(p), (20000, 1))
+    ids = sample_next(logits, do_sample=True, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(np.bincount(ids, minlength=3) / 20000, p, atol=0.015)
+
+
+def test_bad_input_errors(rng):
+    model = GPT(tiny())
+    with pytest.raises(ValueError, match=r"idx: sequence length 7 exceeds block_size=6"):
+        model(rng.integers(0, 11, size=(1, 7)))
+    with pytest.raises(ValueError, match=r"idx: token ids must lie in \[0, 11\), got 11"):
+        model(np.array([[1, 11]]))
+    with pytest.raises(TypeError, match=r"idx: expected an integer array"):
+        model(np.zeros((1, 2)))
+    with pytest.raises(ValueError, match=r"idx: expected shape \(B, T\)"):
+        model(np.zeros(3, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"temperature"):
+        model.generate(np.zeros((1, 1), np.int64), 2, do_sample=True, temperature=0)
+    with pytest.raises(ValueError, match=r"n_embd: must be divisible by n_head=3"):
+        GPTConfig(n_embd=8, n_head=3)
+
+
+def test_save_pretrained_round_trip(tmp_path, rng):
+    model = GPT(tiny())
+    model.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["model_type"] == "gpt2" and cfg["n_positions"] == 6 and cfg["activation_function"] == "gelu_new"
+    from tinylm.io import load as load_st
+    raw = load_st(tmp_path / "model.safetensors")
+    assert raw["transformer.h.0.attn.c_attn.weight"].shape == (8, 24)        # Conv1D layout (in, out)
+    again = GPT.from_pretrained(tmp_path)
+    idx = rng.integers(0, 11, size=(2, 6))
+    np.testing.assert_array_equal(again(idx), model(idx))
+
+
+def test_from_pretrained_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        GPT.from_pretrained(tmp_path)
+    GPT(tiny()).save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["activation_function"] = "relu"
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="activation_function 'relu'"):
+        GPT.from_pretrained(tmp_path)
+
+
+def test_training_reduces_loss():
+    """A few AdamW steps on a repeating sequence drive the loss down (the loop that examples use)."""
+    from tinylm.nn.loss import CrossEntropyLoss
+    from tinylm.optim import AdamW
+
+    tinylm.manual_seed(0)
+    model = GPT(tiny(vocab_size=5, block_size=8, n_embd=16))
+    opt = AdamW(model.parameters(), lr=1e-2)
+    crit = CrossEntropyLoss()
+    seq = np.array([[0, 1, 2, 3, 4, 0, 1, 2, 3]])
+    losses = []
+    for _ in range(60):
+        loss = crit(model(seq[:, :-1]), seq[:, 1:])
+        model.zero_grad()
+        model.backward(crit.backward())
+        opt.step()
+        losses.append(loss)
+    assert losses[-1] < 0.1 * losses[0]
