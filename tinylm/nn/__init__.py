@@ -10,9 +10,13 @@ from tinylm.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from tinylm.nn.attention import MultiheadAttention
 from tinylm.nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from tinylm.nn.soft_attention import AdditiveAttention, HardAttention, LuongAttention
+from tinylm.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from tinylm.nn.conv import Conv1d, GlobalAvgPool1d, GlobalMaxPool1d, MaxPool1d
 
 __all__ = ["Module", "Parameter", "Linear", "LayerNorm", "Embedding", "Dropout", "Sequential", "ModuleList",
            "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax", "LogSoftmax", "CrossEntropyLoss", "BCEWithLogitsLoss",
            "MSELoss",
            "MultiheadAttention", "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding", "AdditiveAttention",
-           "LuongAttention", "HardAttention"]
+           "LuongAttention", "HardAttention",
+           "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Conv1d", "MaxPool1d", "GlobalMaxPool1d",
+           "GlobalAvgPool1d"]
