@@ -42,6 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--data", type=pathlib.Path, help="a UTF-8 text file (default: built-in corpus)")
     p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/gpt"), help="checkpoint directory")
     p.add_argument("--resume", action="store_true", help="continue from --out/ckpt.safetensors")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="end this run after N steps (checkpointed), e.g. to split a long run; --resume continues")
     p.add_argument("--backend", default=None, choices=tinylm.backend.BACKEND_NAMES)
     p.add_argument("--n-layer", type=int, default=4)
     p.add_argument("--n-head", type=int, default=4)
@@ -129,8 +131,9 @@ def main(argv=None) -> dict:
         except ImportError:
             pass
     tokens_per_step = args.batch_size * args.block_size
-    t_start, t_last, losses = time.perf_counter(), time.perf_counter(), {}
-    while step < args.max_iters:
+    last = args.max_iters if args.stop_after is None else min(args.max_iters, step + args.stop_after)
+    t_start, t_last, losses, train_seconds, steps_run = time.perf_counter(), time.perf_counter(), {}, 0.0, 0
+    while step < last:
         x, y = get_batch(splits["train"], args.block_size, args.batch_size, rng)
         logits = model(x)                                   # (B,T,V)
         loss = crit(logits, y)
@@ -142,20 +145,21 @@ def main(argv=None) -> dict:
         opt.step()
         sched.step()
         step += 1
+        steps_run += 1
         now = time.perf_counter()
+        train_seconds += now - t_last
         tok_s = tokens_per_step / max(now - t_last, 1e-9)
-        t_last = now
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tok_s:,.0f}")
             bar.update(1)
         elif step % 50 == 0:
             print(f"step {step:5d} | loss {loss:.4f} | {tok_s:,.0f} tokens/s", flush=True)
-        if step % args.eval_interval == 0 or step == args.max_iters:
+        if step % args.eval_interval == 0 or step == last:
             losses = estimate_loss(model, crit, splits, args, rng)
             msg = f"step {step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
             (bar.write if bar is not None else print)(msg)
-            save_training_state(ckpt, model, opt, step=step, extra={"scheduler": sched.state_dict(),
-                                                                     "vocab": tok.chars})
+            save_training_state(ckpt, model, opt, step=step, extra={"scheduler": sched.state_dict()})
+        t_last = time.perf_counter()                        # evaluation time is not training time
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - t_start
@@ -163,7 +167,8 @@ def main(argv=None) -> dict:
     sample = model.generate(context, args.sample_tokens, do_sample=True, temperature=0.8, top_k=40,
                             seed=args.seed)
     print("---- sample ----\n" + tok.decode(tinylm.to_numpy(sample)[0].tolist()) + "\n----------------")
-    result = {"step": step, **losses, "seconds": elapsed}
+    result = {"step": step, **losses, "seconds": round(elapsed, 1),
+              "train_tokens_per_s": round(steps_run * tokens_per_step / max(train_seconds, 1e-9))}
     print(json.dumps(result))
     return result
 
