@@ -8,7 +8,8 @@ Model: tinylm/models/ngram.py.  Formulas: derivations/ngram.md.  Tests: tests/te
 
 Corpus. Without ``--data`` the text is the English prose of Python's own documentation, the
 values of ``pydoc_data.topics.topics`` that every CPython install carries: paragraphs that are
-not indented (indented blocks are code and grammar) are split into sentences after ``. ! ?``.
+not indented (indented blocks are code and grammar), without titles, tables and ``*emphasis*`` marks,
+are split into sentences after ``. ! ?``; sentences of fewer than 3 tokens are dropped.
 With ``--data`` every non-empty line of the file is one sentence (a line of verse in
 tinyshakespeare). The last 10% of the sentences are held out for perplexity.
 
@@ -49,9 +50,13 @@ def python_docs_sentences() -> list[list[str]]:
     sentences = []
     for key in sorted(topics):
         for paragraph in re.split(r"\n\s*\n", topics[key]):
-            if paragraph[:1].isspace() or set(paragraph.strip()) <= set("*=-"):
-                continue                                     # code, grammar, or a title underline
-            for s in SENTENCE_END.split(" ".join(paragraph.split())):
+            if paragraph[:1].isspace():
+                continue                                     # indented: code or grammar
+            lines = paragraph.split("\n")
+            rules = {i for i, line in enumerate(lines) if line and set(line) <= set("*=-^~")}
+            prose = " ".join(line for i, line in enumerate(lines)   # drop titles, their
+                             if not ({i, i + 1} & rules or line[:1] in "+|"))   # underlines, tables
+            for s in SENTENCE_END.split(" ".join(prose.replace("*", "").split())):   # drop *emphasis*
                 if len(tokens := tokenize(s)) >= 3:
                     sentences.append(tokens)
     return sentences

@@ -7,16 +7,16 @@ An n-gram model predicts a word from the ``n - 1`` words before it, ``p(w | h)``
 parameters to train and no forward or backward pass: :meth:`NGramLM.fit` counts, :meth:`NGramLM.prob`
 looks counts up and combines them with one of four smoothings:
 
-==================  ===========================================================================
-``"mle"``           relative frequency ``c(h w) / c(h)``; an unseen word gets probability 0
-``"add_k"``         ``(c(h w) + k) / (c(h) + k V)``: every word gets ``k`` pseudo-counts
-``"kneser_ney"``    interpolated Kneser-Ney: absolute discounts, lower orders from continuation
-                    counts. ``discount=None`` is modified KN (three discounts per order,
-                    Chen & Goodman 1998); a float ``d`` is the single-discount variant of
-                    ``nltk.lm.KneserNeyInterpolated(n, discount=d)``, reproduced exactly
+====================  =========================================================================
+``"mle"``             relative frequency ``c(h w) / c(h)``; an unseen word gets probability 0
+``"add_k"``           ``(c(h w) + k) / (c(h) + k V)``: every word gets ``k`` pseudo-counts
+``"kneser_ney"``      interpolated Kneser-Ney: absolute discounts, lower orders from continuation
+                      counts. ``discount=None`` is modified KN (three discounts per order,
+                      Chen & Goodman 1998); a float ``d`` is the single-discount variant of
+                      ``nltk.lm.KneserNeyInterpolated(n, discount=d)``, reproduced exactly
 ``"stupid_backoff"``  ``c(h w) / c(h)``, else ``alpha`` times the score of the shorter context
-                    (Brants et al. 2007): a score, NOT a probability (it does not sum to 1)
-==================  ===========================================================================
+                      (Brants et al. 2007): a score, NOT a probability (it does not sum to 1)
+====================  =========================================================================
 
 Sentences. Each training sentence is padded with ``n - 1`` start symbols ``<s>`` and one end
 symbol ``</s>``: ``<s> <s> the cat sat </s>`` for ``n = 3``. Every real word and ``</s>`` is
@@ -28,8 +28,8 @@ training words by decreasing count. For every smoothing except stupid backoff,
 ``sum(model.prob(w, h) for w in model.vocab) == 1`` for every context ``h``, seen or not.
 
 Counts. For each order ``k = 1..n`` the model keeps the counts ``c_k(h, w)`` its smoothing reads,
-grouped by the context ``h`` (a tuple of ``k - 1`` words): ``next_counts[k][h]`` is a ``Counter``
-of the words that followed ``h``, ``context_stats[k][h]`` the totals of that Counter. So a query
+grouped by the context ``h`` (a tuple of ``k - 1`` words): ``next_counts[k][h]`` is a dict
+``{w: c_k(h, w)}`` of the words that followed ``h``, ``context_stats[k][h]`` its totals. So a query
 is at most ``n`` dictionary lookups per order, never a loop over the vocabulary. Kneser-Ney
 stores raw counts at order ``n`` and continuation counts (the number of distinct words seen
 before ``h w``) below it; the other smoothings store raw counts at every order.
@@ -142,13 +142,13 @@ class NGramLM:
                 grams[order][g[1:]] += c if raw_below else 1
 
         # Group by context: next_counts[k][h][w] = c_k(h, w), context_stats[k][h] its totals.
-        self.next_counts: dict[int, dict[tuple[str, ...], Counter]] = {}
+        self.next_counts: dict[int, dict[tuple[str, ...], dict[str, int]]] = {}
         self.context_stats: dict[int, dict[tuple[str, ...], ContextStats]] = {}
         self.discounts: dict[int, tuple[float, float, float]] = {}
         for order, counts in grams.items():
-            nxt: dict[tuple[str, ...], Counter] = {}
+            nxt: dict[tuple[str, ...], dict[str, int]] = {}
             for g, c in counts.items():
-                nxt.setdefault(g[:-1], Counter())[g[-1]] = c
+                nxt.setdefault(g[:-1], {})[g[-1]] = c
             self.next_counts[order] = nxt
             self.context_stats[order] = {h: _stats(ws.values()) for h, ws in nxt.items()}
             self.discounts[order] = self._discounts_for(order, counts.values())
@@ -240,7 +240,7 @@ class NGramLM:
             ctx = h[start:]
             stats = self.context_stats[len(ctx) + 1].get(ctx)
             if stats is not None:
-                return self.next_counts[len(ctx) + 1][ctx][w] / stats.total
+                return self.next_counts[len(ctx) + 1][ctx].get(w, 0) / stats.total
         return 0.0                                            # not reached after fit: () is seen
 
     def _add_k(self, w, h):
@@ -249,7 +249,7 @@ class NGramLM:
         stats = self.context_stats[order].get(h)
         if stats is None:
             return 1.0 / len(self.vocab)
-        return (self.next_counts[order][h][w] + self.k) / (stats.total + self.k * len(self.vocab))
+        return (self.next_counts[order][h].get(w, 0) + self.k) / (stats.total + self.k * len(self.vocab))
 
     def _kneser_ney(self, w, h):
         """p_k(w|h) = (c_k(h,w) - D(c_k(h,w))) / c_k(h) + gamma_k(h) p_{k-1}(w|h[1:]),
@@ -261,7 +261,7 @@ class NGramLM:
             if stats is None:
                 continue                                      # alpha = 0, gamma = 1
             d1, d2, d3 = self.discounts[order]
-            c = self.next_counts[order][ctx][w]
+            c = self.next_counts[order][ctx].get(w, 0)
             d = (0.0, d1, d2, d3)[min(c, 3)]                  # D(c): 0 for unseen words
             gamma = (d1 * stats.n1 + d2 * stats.n2 + d3 * stats.n3) / stats.total
             p = (c - d) / stats.total + gamma * p
@@ -271,7 +271,7 @@ class NGramLM:
         """c(h w) / c(h) at the longest suffix of h with c(h w) > 0, times alpha per word dropped."""
         for start in range(len(h) + 1):
             ctx = h[start:]
-            c = self.next_counts[len(ctx) + 1].get(ctx, _NO_COUNTS)[w]
+            c = self.next_counts[len(ctx) + 1].get(ctx, {}).get(w, 0)
             if c > 0:
                 return self.alpha ** start * c / self.context_stats[len(ctx) + 1][ctx].total
         return 0.0                                            # w never seen: score 0
@@ -360,9 +360,6 @@ class NGramLM:
                  "kneser_ney": f", discount={self.discount}"}.get(self.smoothing, "")
         fitted = f", V={len(self.vocab)}" if self.vocab else ", unfitted"
         return f"NGramLM(n={self.n}, smoothing={self.smoothing!r}{extra}, min_count={self.min_count}{fitted})"
-
-
-_NO_COUNTS: Counter = Counter()   # what an unseen context is followed by (never mutated)
 
 
 def _stats(counts) -> ContextStats:
