@@ -1,0 +1,162 @@
+"""CuPy raw-CUDA kernels for the "cupy" backend: imported (and so registered) when it is selected.
+
+Sources live beside this file in ``cuda/`` and are compiled by NVRTC on first use
+(``cupy.RawModule``; CuPy caches the binary on disk). CuPy itself is imported lazily, so this module
+imports, and its kernels register, on a machine without a GPU; they only run with one.
+
+Versions (all stay registered; the harness times each against ``cupy.matmul``/cuBLAS):
+
+  matmul     v1_naive   cuda/matmul_v1_naive.cu   one thread per output, operands from global memory
+             v2_tiled   cuda/matmul_v2_tiled.cu   (default) 64 x 64 block tiles through shared memory,
+                                                  a 4 x 4 register patch per thread
+  attention  v1_flash2  cuda/attention_flash2.cu  (default) FlashAttention-2 style: forward keeps O and
+                                                  the row log-sum-exp; backward = delta, dK/dV (one
+                                                  thread per key) and dQ (one thread per query) kernels
+
+float32 only: other dtypes (and attention with dropout or head dim > 128) go to the reference
+kernel, which on this backend is CuPy's own matmul (cuBLAS) and the xp-written reference attention.
+Every array stays on the GPU: no host round trips. Tests: tests/test_cuda_sources.py (compiles each
+source with nvcc when it is installed; runs the kernels against the reference when a GPU is).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from tinylm.backend.registry import get_kernel, register_kernel
+
+__all__ = ["CUDA_DIR", "SOURCES", "matmul_naive", "matmul_tiled", "flash_attention_forward",
+           "flash_attention_backward", "CupyFlashCache"]
+
+CUDA_DIR = Path(__file__).with_name("cuda")
+# source file -> the kernels (extern "C" names) it defines
+SOURCES = {
+    "matmul_v1_naive.cu": ("matmul_naive",),
+    "matmul_v2_tiled.cu": ("matmul_tiled",),
+    "attention_flash2.cu": ("flash_fwd", "flash_bwd_delta", "flash_bwd_dkdv", "flash_bwd_dq"),
+}
+D_MAX = 128           # attention_flash2.cu keeps rows of up to D_MAX floats per thread
+ROWS_PER_BLOCK = 64   # threads per attention block: one query (or key) row each
+
+
+@functools.cache
+def _module(source: str):
+    import cupy
+    return cupy.RawModule(code=(CUDA_DIR / source).read_text(), options=("--std=c++14",))
+
+
+def _kernel(source: str, name: str):
+    return _module(source).get_function(name)
+
+
+# ----------------------------------------------------------------------------------------------
+# matmul
+# ----------------------------------------------------------------------------------------------
+
+def _matmul(a, b, version: str):
+    import cupy as cp
+    if a.dtype != cp.float32:
+        return get_kernel("matmul", "numpy").forward(a, b)    # cuBLAS through cupy.matmul
+    M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
+    if b.ndim == 2:                                           # shared b: a's batch dims fold into M
+        out_shape = a.shape[:-1] + (N,)
+        a3 = cp.ascontiguousarray(a).reshape(1, math.prod(a.shape[:-1]), K)
+        b3 = cp.ascontiguousarray(b)[None]
+    else:
+        batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+        out_shape = batch + (M, N)
+        a3 = cp.ascontiguousarray(cp.broadcast_to(a, batch + (M, K))).reshape(-1, M, K)
+        b3 = cp.ascontiguousarray(cp.broadcast_to(b, batch + (K, N))).reshape(-1, K, N)
+    nb, M = a3.shape[0], a3.shape[1]
+    c = cp.empty((nb, M, N), cp.float32)
+    if c.size == 0:
+        return c.reshape(out_shape)
+    if K == 0:
+        return cp.zeros(out_shape, cp.float32)
+    args = (a3, b3, c, np.int32(M), np.int32(N), np.int32(K), np.int64(M * K), np.int64(K * N), np.int64(M * N))
+    if version == "naive":
+        _kernel("matmul_v1_naive.cu", "matmul_naive")(((N + 15) // 16, (M + 15) // 16, nb), (16, 16, 1), args)
+    else:
+        _kernel("matmul_v2_tiled.cu", "matmul_tiled")(((N + 63) // 64, (M + 63) // 64, nb), (256, 1, 1), args)
+    return c.reshape(out_shape)
+
+
+def matmul_naive(a, b):
+    """v1: one CUDA thread per output element, operands read from global memory."""
+    return _matmul(a, b, "naive")
+
+
+def matmul_tiled(a, b):
+    """v2: 64x64 shared-memory tiles, 4x4 register patch per thread."""
+    return _matmul(a, b, "tiled")
+
+
+# ----------------------------------------------------------------------------------------------
+# attention
+# ----------------------------------------------------------------------------------------------
+
+class CupyFlashCache(NamedTuple):
+    q: object           # (B,H,T,D) float32, C-contiguous: the backward recomputes the scores
+    k: object           # (B,H,S,D)
+    v: object           # (B,H,S,D)  for dP = dO V^T
+    pad: object         # (B,S) uint8, 1 = padding key
+    out: object         # (B,H,T,D)  O, for delta_i = dO_i . O_i
+    lse: object         # (B,H,T)    row log-sum-exp; +inf marks a row that saw no key
+    causal: bool
+    scale: float
+
+
+def _dims(q, k):
+    B, H, T, D = q.shape
+    return B, H, T, k.shape[2], D
+
+
+def flash_attention_forward(q, k, v, *, causal, key_padding_mask, scale, dropout_mask):
+    """v1: FlashAttention-2 style forward (one thread per query row, K/V tiles in shared memory)."""
+    import cupy as cp
+    if dropout_mask is not None or q.dtype != cp.float32 or q.shape[-1] > D_MAX:
+        return get_kernel("attention", "numpy").forward(q, k, v, causal=causal, key_padding_mask=key_padding_mask,
+                                                        scale=scale, dropout_mask=dropout_mask)
+    q, k, v = (cp.ascontiguousarray(x) for x in (q, k, v))
+    B, H, T, S, D = _dims(q, k)
+    pad = (cp.zeros((B, S), cp.uint8) if key_padding_mask is None
+           else cp.ascontiguousarray(key_padding_mask).astype(cp.uint8))
+    out = cp.empty_like(q)
+    lse = cp.empty((B, H, T), cp.float32)
+    grid = ((T + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK, B * H)
+    _kernel("attention_flash2.cu", "flash_fwd")(
+        grid, (ROWS_PER_BLOCK,), (q, k, v, pad, out, lse, np.int32(H), np.int32(T), np.int32(S), np.int32(D),
+                                  np.int32(causal), np.float32(scale)))
+    return out, CupyFlashCache(q, k, v, pad, out, lse, bool(causal), float(scale))
+
+
+def flash_attention_backward(dout, cache):
+    """v1 backward: delta, then dK/dV (one thread per key) and dQ (one thread per query), no atomics."""
+    import cupy as cp
+    if not isinstance(cache, CupyFlashCache):
+        return get_kernel("attention", "numpy").backward(dout, cache)
+    q, k, v, pad, out, lse, causal, scale = cache
+    B, H, T, S, D = _dims(q, k)
+    dout = cp.ascontiguousarray(dout)
+    delta = cp.empty((B, H, T), cp.float32)
+    dq, dk, dv = cp.empty_like(q), cp.empty_like(k), cp.empty_like(v)
+    rows = B * H * T
+    _kernel("attention_flash2.cu", "flash_bwd_delta")(((rows + 255) // 256,), (256,),
+                                                        (out, dout, delta, np.int64(rows), np.int32(D)))
+    shape_args = (np.int32(H), np.int32(T), np.int32(S), np.int32(D), np.int32(causal), np.float32(scale))
+    _kernel("attention_flash2.cu", "flash_bwd_dkdv")(
+        ((S + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK, B * H), (ROWS_PER_BLOCK,),
+        (q, k, v, pad, dout, lse, delta, dk, dv) + shape_args)
+    _kernel("attention_flash2.cu", "flash_bwd_dq")(
+        ((T + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK, B * H), (ROWS_PER_BLOCK,),
+        (q, k, v, pad, dout, lse, delta, dq) + shape_args)
+    return dq, dk, dv
+
+
+register_kernel("matmul", "cupy", "v1_naive", matmul_naive)
+register_kernel("matmul", "cupy", "v2_tiled", matmul_tiled, default=True)
+register_kernel("attention", "cupy", "v1_flash2", flash_attention_forward, flash_attention_backward, default=True)
