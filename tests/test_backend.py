@@ -56,12 +56,18 @@ def test_mixing_backends_is_a_clear_error():
 
 
 def test_matmul_dispatches_to_registered_kernel(rng):
+    from tinylm.backend import registry
+
     calls = []
 
     def spy(a, b):
         calls.append(a.shape)
         return a @ b
 
+    tinylm.set_backend("numba")                   # loads the numba kernels first, so the spy overrides them
+    tinylm.set_backend("numpy")
+    before_kernels = dict(registry._KERNELS.get(("matmul", "numba"), {}))
+    before_default = registry._DEFAULTS.get(("matmul", "numba"))
     register_kernel("matmul", "numba", "test_spy", spy, default=True)
     try:
         a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
@@ -70,14 +76,13 @@ def test_matmul_dispatches_to_registered_kernel(rng):
         assert calls == [(3, 4)]
         tinylm.ops.matmul(a, b)          # numpy backend: the reference, not the spy
         assert calls == [(3, 4)]
-    finally:
-        from tinylm.backend import registry
-        registry._KERNELS[("matmul", "numba")].pop("test_spy")
-        if not registry._KERNELS[("matmul", "numba")]:
-            del registry._KERNELS[("matmul", "numba")]
-            del registry._DEFAULTS[("matmul", "numba")]
+    finally:                             # restore the registry exactly as it was
+        registry._KERNELS[("matmul", "numba")] = before_kernels
+        if before_default is None:
+            registry._KERNELS.pop(("matmul", "numba"))
+            registry._DEFAULTS.pop(("matmul", "numba"))
         else:
-            registry._DEFAULTS[("matmul", "numba")] = sorted(registry._KERNELS[("matmul", "numba")])[0]
+            registry._DEFAULTS[("matmul", "numba")] = before_default
 
 
 def test_registry_lists_reference_kernels():
