@@ -1,0 +1,231 @@
+"""Sequence-to-sequence models and decoding (tinylm/models/seq2seq.py) and the translation data
+utilities (tinylm/data/translation.py): float64 gradient checks of every parameter, teacher forcing
+vs step-by-step decoding, greedy vs beam search (beam 1 = greedy; a wide beam = brute force),
+padding invariance, argument errors."""
+import itertools
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from tinylm.data.translation import (BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab, WordTokenizer, pad_batch,
+                                     read_multi30k, read_tatoeba)
+from tinylm.gradcheck import check_module
+from tinylm.models.seq2seq import (LSTMSeq2Seq, TransformerSeq2Seq, beam_search, greedy_decode, length_penalty)
+from tinylm.ops.softmax import log_softmax
+
+V = 9          # 4 specials + 5 words
+
+
+def _lstm(seed=0, **kw):
+    return LSTMSeq2Seq(V, V, **{"embed_dim": 4, "hidden_size": 3, "attn_dim": 4, "rng": seed, **kw})
+
+
+def _transformer(seed=0, **kw):
+    return TransformerSeq2Seq(V, V, **{"d_model": 4, "nhead": 2, "num_encoder_layers": 1, "num_decoder_layers": 1,
+                                       "dim_feedforward": 4, "dropout": 0.0, "rng": seed, **kw})
+
+
+def _randomise(m, seed, scale=0.5, attention_scale=2.5):
+    """Random parameters, larger in the additive attention: with small weights its tanh is nearly
+    linear, the query term cancels in the softmax, and dW_q becomes too small to check."""
+    rng = np.random.default_rng(seed)
+    for name, p in m.named_parameters():
+        p.data = (rng.standard_normal(p.shape) * (attention_scale if name.startswith("attention") else scale)
+                  ).astype(p.dtype)
+    return m
+
+
+SRC = np.array([[5, 6, 7, 8], [8, 4, PAD_ID, PAD_ID], [7, PAD_ID, PAD_ID, PAD_ID]])
+TGT_IN = np.array([[BOS_ID, 5, 6], [BOS_ID, 7, 4], [BOS_ID, 8, 8]])   # no padding: see the gradcheck note
+
+
+# --- gradient checks -------------------------------------------------------------------------
+# Targets carry no <pad>: an Embedding's padding row never receives gradient (PyTorch's rule),
+# although a padded target position's logits do depend on it (those positions are ignored by the
+# loss). Padded SOURCE positions are in SRC: neither model lets them influence anything.
+
+@pytest.mark.parametrize("make", [
+    lambda: _lstm(), lambda: _lstm(num_layers=2, hidden_size=2, embed_dim=2, attn_dim=3),
+    lambda: _transformer(), lambda: _transformer(tie_output=False, norm_first=False),
+    lambda: _transformer(share_embeddings=True, num_decoder_layers=2),
+], ids=["lstm", "lstm-2-layers", "transformer-tied-preLN", "transformer-untied-postLN", "transformer-shared"])
+def test_model_gradcheck(make):
+    m = _randomise(make().double(), seed=2)
+    report = check_module(m, SRC[:2, :3], TGT_IN[:2])          # rows of 3 and 2 real tokens
+    assert len(report.errors) == len(list(m.parameters()))      # every parameter was checked
+
+
+def test_tied_weights_are_one_parameter():
+    m = _transformer(share_embeddings=True)
+    assert m.src_embed.weight is m.tgt_embed.weight is m.output_weight
+    assert m.output_proj is None
+    names = [n for n, _ in m.named_parameters()]
+    assert "src_embed.weight" in names and "tgt_embed.weight" not in names    # listed once
+    assert _transformer(tie_output=False).output_weight is not _transformer().output_weight
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+MODELS = [lambda s: _randomise(_lstm(s), s, scale=1.0), lambda s: _randomise(_transformer(s), s, scale=1.0)]
+
+
+@pytest.mark.parametrize("make", MODELS, ids=["lstm", "transformer"])
+def test_greedy_matches_teacher_forcing(make):
+    """Feeding the greedy output back as tgt_in, the teacher-forced logits pick the same tokens:
+    step-by-step decoding and the parallel forward compute the same function."""
+    m = make(3)
+    out = greedy_decode(m, SRC, max_len=6)
+    tgt_in = pad_batch([[BOS_ID] + o for o in out], length=7)
+    logp = log_softmax(m.eval()(SRC, tgt_in))
+    logp[..., [PAD_ID, BOS_ID]] = -np.inf
+    for row, o in zip(logp.argmax(-1), out):
+        full = o + [EOS_ID] if len(o) < 6 else o
+        assert row[:len(full)].tolist() == full
+
+
+@pytest.mark.parametrize("make", MODELS, ids=["lstm", "transformer"])
+def test_beam_one_is_greedy(make):
+    for seed in range(4):
+        m = make(seed)
+        assert beam_search(m, SRC, beam_size=1, max_len=7) == greedy_decode(m, SRC, max_len=7)
+
+
+def _brute_force(m, src_row, max_len, norm, alpha):
+    """Score every token sequence of length <= max_len exactly (teacher forcing) and return the best."""
+    words = [t for t in range(V) if t not in (PAD_ID, BOS_ID, EOS_ID)]
+    best = (-np.inf, None)
+    for n in range(max_len + 1):
+        for seq in itertools.product(words, repeat=n):
+            ended = n < max_len                                  # shorter ones end in <eos>
+            out = list(seq) + ([EOS_ID] if ended else [])
+            logp = log_softmax(m(src_row, np.array([[BOS_ID] + out[:-1]])))[0]
+            logp[:, [PAD_ID, BOS_ID]] = -np.inf
+            total = float(sum(logp[t, tok] for t, tok in enumerate(out)))
+            score = total / length_penalty(len(out), norm, alpha)
+            best = max(best, (score, list(seq)))
+    return best[1]
+
+
+@pytest.mark.parametrize("norm, alpha", [("none", 0.0), ("average", 0.0), ("gnmt", 1.0)])
+def test_wide_beam_finds_the_best_sequence(norm, alpha):
+    """A beam as wide as the whole search space never prunes: it must find the brute-force optimum."""
+    m = _randomise(_transformer(1), 1, scale=1.0).eval()
+    max_len = 3
+    for row in SRC[:2]:
+        src = row[None, row != PAD_ID]
+        got = beam_search(m, src, beam_size=6 ** max_len, max_len=max_len, length_norm=norm, alpha=alpha)[0]
+        assert got == _brute_force(m, src, max_len, norm, alpha)
+
+
+@pytest.mark.parametrize("make", MODELS, ids=["lstm", "transformer"])
+def test_padding_and_batching_do_not_change_results(make):
+    m = make(2).eval()
+    logits = m(SRC, TGT_IN)
+    wider = np.concatenate([SRC, np.full((3, 2), PAD_ID)], axis=1)          # two more padding columns
+    np.testing.assert_allclose(m(wider, TGT_IN), logits, rtol=1e-5, atol=1e-6)
+    alone = [beam_search(m, SRC[i:i + 1, :n], beam_size=3, max_len=5)[0] for i, n in enumerate((4, 2, 1))]
+    assert beam_search(m, SRC, beam_size=3, max_len=5) == alone
+
+
+def test_length_penalty():
+    assert length_penalty(7, "none") == 1.0 and length_penalty(7, "average") == 7.0
+    assert length_penalty(1, "gnmt", 0.6) == 1.0                        # ((5 + 1) / 6)^alpha
+    assert length_penalty(13, "gnmt", 0.5) == pytest.approx(3 ** 0.5)   # ((5 + 13) / 6)^0.5
+    assert length_penalty(13, "gnmt", 0.0) == 1.0
+
+
+def test_decoding_restores_training_mode():
+    m = _transformer(dropout=0.2).train()
+    greedy_decode(m, SRC, max_len=2)
+    beam_search(m, SRC, beam_size=2, max_len=2)
+    assert m.training and all(sub.training for _, sub in m.named_modules())
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [_lstm, _transformer], ids=["lstm", "transformer"])
+@pytest.mark.parametrize("src, tgt, err, match", [
+    (np.array([[5, PAD_ID, 6]]), np.array([[BOS_ID]]), ValueError, "src: padding .* must come after every real token"),
+    (np.array([[PAD_ID, PAD_ID]]), np.array([[BOS_ID]]), ValueError, "src: row 0 is all padding"),
+    (np.array([[5, 9]]), np.array([[BOS_ID]]), ValueError, r"src: token ids must lie in \[0, 9\), got 9"),
+    (np.array([[5, 6]]), np.array([[BOS_ID], [BOS_ID]]), ValueError, r"tgt_in: expected shape \(B, T\) with B=1"),
+    (np.array([[5.0, 6.0]]), np.array([[BOS_ID]]), TypeError, "src: expected an integer array"),
+    (np.array([5, 6]), np.array([[BOS_ID]]), ValueError, r"src: expected shape \(B, S\)"),
+])
+def test_bad_input(make, src, tgt, err, match):
+    with pytest.raises(err, match=match):
+        make()(src, tgt)
+
+
+def test_bad_construction_and_decoding_arguments():
+    with pytest.raises(ValueError, match="share_embeddings: needs one joint vocabulary"):
+        TransformerSeq2Seq(9, 10, share_embeddings=True)
+    with pytest.raises(ValueError, match="pad_idx, bos_idx, eos_idx: must differ"):
+        LSTMSeq2Seq(9, 9, bos_idx=0)
+    with pytest.raises(ValueError, match=r"eos_idx: expected an int in \[0, 9\)"):
+        LSTMSeq2Seq(9, 9, eos_idx=9)
+    with pytest.raises(ValueError, match="x: positions 0..4 .* exceed max_len=4"):
+        _transformer(max_len=4)(SRC, np.full((3, 5), 5))
+    with pytest.raises(ValueError, match="length_norm: expected one of"):
+        beam_search(_lstm(), SRC, length_norm="sqrt")
+    with pytest.raises(ValueError, match="beam_size: expected a positive int"):
+        beam_search(_lstm(), SRC, beam_size=0)
+    with pytest.raises(RuntimeError, match="before forward"):
+        _lstm().backward(np.zeros((1, 1, V), np.float32))
+
+
+# --- data utilities --------------------------------------------------------------------------
+
+def test_word_tokenizer():
+    en, fr = WordTokenizer(), WordTokenizer(lowercase=True, split_elision=True)
+    assert en("Don't go, Tom!") == ["Don't", "go", ",", "Tom", "!"]
+    assert en("It costs 3.50 (really).") == ["It", "costs", "3.50", "(", "really", ")", "."]
+    assert fr("L'homme qu'il a vu\u202f!") == ["l'", "homme", "qu'", "il", "a", "vu", "!"]
+    assert fr.detokenize(["l'", "homme", "est", "là", "."]) == "l'homme est là."
+    assert en.detokenize(["He", "said", '"', "Hi", "!", '"', "to", "me", "."]) == 'He said "Hi!" to me.'
+
+
+_WORD = st.sampled_from(["I", "don't", "know", "Tom's", "cat", "3.5", "it", "10:30", "ça"])
+_PUNCT = st.sampled_from([",", ".", "!", "?", ";", ":"])
+
+
+@given(st.lists(st.tuples(_WORD, st.one_of(st.none(), _PUNCT)), min_size=1, max_size=8))
+def test_detokenize_inverts_tokenize(parts):
+    text = " ".join(w + (p or "") for w, p in parts)                  # punctuation attached, as in English
+    tok = WordTokenizer()
+    assert tok.detokenize(tok(text)) == text
+
+
+def test_vocab_and_padding():
+    v = Vocab.build([["a", "b", "a"], ["c", "a", "b"], ["d"]], min_freq=2)
+    assert v.itos == ["<pad>", "<bos>", "<eos>", "<unk>", "a", "b"] and len(v) == 6
+    assert v.encode(["a", "z", "b"], add_bos=True, add_eos=True) == [BOS_ID, 4, UNK_ID, 5, EOS_ID]
+    assert v.decode([BOS_ID, 4, UNK_ID, 5, EOS_ID, 4]) == ["a", "<unk>", "b"]
+    assert Vocab.build([["a", "b", "c"]], max_size=5).itos[4:] == ["a"]
+    np.testing.assert_array_equal(pad_batch([[1, 2, 3], [4]]), [[1, 2, 3], [4, PAD_ID, PAD_ID]])
+    with pytest.raises(ValueError, match="length: 2 is shorter than the longest sequence"):
+        pad_batch([[1, 2, 3]], length=2)
+    with pytest.raises(ValueError, match=r"ids: 6 is not in \[0, 6\)"):
+        v.decode([6])
+
+
+def test_readers(tmp_path):
+    text = "Go.\tVa !\nHi.\tSalut !\tCC-BY 2.0 (France) Attribution\n\n"
+    (tmp_path / "fra.txt").write_text(text, encoding="utf-8")
+    with zipfile.ZipFile(tmp_path / "fra-eng.zip", "w") as zf:
+        zf.writestr("fra.txt", text)
+    expected = [("Go.", "Va !"), ("Hi.", "Salut !")]
+    assert read_tatoeba(tmp_path / "fra-eng.zip") == expected == read_tatoeba(tmp_path / "fra.txt")
+    with pytest.raises(ValueError, match="member: 'deu.txt' is not in fra-eng.zip"):
+        read_tatoeba(tmp_path / "fra-eng.zip", member="deu.txt")
+    (tmp_path / "train.de").write_text("Ein Hund.\nZwei Katzen.\n", encoding="utf-8")
+    (tmp_path / "train.en").write_text("A dog.\nTwo cats.\n", encoding="utf-8")
+    assert read_multi30k(tmp_path, "train") == [("Ein Hund.", "A dog."), ("Zwei Katzen.", "Two cats.")]
+    (tmp_path / "val.de").write_text("a\nb\n", encoding="utf-8")
+    (tmp_path / "val.en").write_text("a\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="val.de has 2 lines but val.en has 1"):
+        read_multi30k(tmp_path, "val")
+    with pytest.raises(FileNotFoundError, match="split: no file 'test.de'"):
+        read_multi30k(tmp_path, "test")
