@@ -12,6 +12,8 @@ from tinylm.nn.positional import LearnedPositionalEmbedding, SinusoidalPositiona
 from tinylm.nn.soft_attention import AdditiveAttention, HardAttention, LuongAttention
 from tinylm.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from tinylm.nn.conv import Conv1d, GlobalAvgPool1d, GlobalMaxPool1d, MaxPool1d
+from tinylm.nn.transformer import (TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+                                   TransformerEncoderLayer)
 
 __all__ = ["Module", "Parameter", "Linear", "LayerNorm", "Embedding", "Dropout", "Sequential", "ModuleList",
            "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax", "LogSoftmax", "CrossEntropyLoss", "BCEWithLogitsLoss",
@@ -19,4 +21,5 @@ __all__ = ["Module", "Parameter", "Linear", "LayerNorm", "Embedding", "Dropout",
            "MultiheadAttention", "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding", "AdditiveAttention",
            "LuongAttention", "HardAttention",
            "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Conv1d", "MaxPool1d", "GlobalMaxPool1d",
-           "GlobalAvgPool1d"]
+           "GlobalAvgPool1d",
+           "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder", "TransformerDecoder"]
