@@ -213,10 +213,11 @@ def _check_utf8(name: str, text: str) -> None:
                          f"which has no UTF-8 encoding") from None
 
 
-def _merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+def merge_pair(ids: list, pair: tuple, new_id) -> list:
     """Replace each occurrence of ``pair`` in ``ids``, left to right, by ``new_id``.
 
-    Occurrences cannot overlap: with the rule ``a a``, ``a a a`` becomes ``aa a``.
+    Occurrences cannot overlap: with the rule ``a a``, ``a a a`` becomes ``aa a``. The symbols may
+    be ids (BPE) or strings (the WordPiece trainer uses it too).
     """
     a, b = pair
     out, i, n = [], 0, len(ids)
@@ -380,7 +381,7 @@ class ByteLevelBPETokenizer:
             changed = set()
             for w in where.pop(pair):
                 old = words[w]
-                new = _merge_pair(old, pair, new_id)
+                new = merge_pair(old, pair, new_id)
                 if len(new) == len(old):
                     continue            # the pair left this word in an earlier merge
                 words[w] = new
@@ -457,7 +458,7 @@ class ByteLevelBPETokenizer:
             best = min(zip(ids, ids[1:]), key=lambda p: rank.get(p, no_rule))
             if best not in rank:
                 break
-            ids = _merge_pair(ids, best, self._merge_id[best])
+            ids = merge_pair(ids, best, self._merge_id[best])
         return tuple(ids)
 
     def _splitter(self, allowed_special: str | Iterable[str]) -> re.Pattern | None:

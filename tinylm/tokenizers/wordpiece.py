@@ -99,6 +99,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from tinylm.tokenizers.bpe import merge_pair
 from tinylm.tokenizers.char import check_token_ids
 
 __all__ = ["BasicTokenizer", "WordPieceTokenizer", "CJK_RANGES", "is_whitespace", "is_control",
@@ -600,7 +601,7 @@ class WordPieceTokenizer:
                 known.add(merged)
             changed = set()
             for w in where.pop(pair):
-                old, new = words[w], _merge_pair(words[w], pair, merged)
+                old, new = words[w], merge_pair(words[w], pair, merged)
                 if len(new) == len(old):
                     continue                        # the pair left this word in an earlier merge
                 words[w] = new
@@ -722,20 +723,6 @@ def truncate_longest_first(a: list[int], b: list[int] | None,
     else:
         keep_a = budget - budget // 2
     return a[:keep_a], b[:budget - keep_a]
-
-
-def _merge_pair(pieces: list[str], pair: tuple[str, str], merged: str) -> list[str]:
-    """Replace each occurrence of ``pair`` in ``pieces``, left to right, by ``merged``."""
-    a, b = pair
-    out, i, n = [], 0, len(pieces)
-    while i < n:
-        if i + 1 < n and pieces[i] == a and pieces[i + 1] == b:
-            out.append(merged)
-            i += 2
-        else:
-            out.append(pieces[i])
-            i += 1
-    return out
 
 
 def _check_option(name: str, v: object, choices: tuple) -> object:
