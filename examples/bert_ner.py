@@ -47,7 +47,7 @@ from tinylm.data.wnut17 import LABEL_TO_ID, LABELS, load_wnut17  # noqa: E402
 from tinylm.models.bert import BertForTokenClassification  # noqa: E402
 from tinylm.models.bert_hf import MINILM_PACKAGE, minilm_path  # noqa: E402
 from tinylm.nn.loss import CrossEntropyLoss  # noqa: E402
-from tinylm.optim import AdamW, LinearDecay, check_finite, clip_grad_norm_  # noqa: E402
+from tinylm.optim import AdamW, LinearDecay, check_finite, clip_grad_norm_, weight_decay_groups  # noqa: E402
 from tinylm.tokenizers.wordpiece import WordPieceTokenizer  # noqa: E402
 
 DEFAULT_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "ner" / "wnut17"
@@ -182,13 +182,6 @@ def length_batches(lengths: np.ndarray, batch_size: int, rng, bucket: int = 50) 
     return [batches[k] for k in rng.permutation(len(batches))]
 
 
-def param_groups(model, weight_decay: float):
-    """Decay the matrices, not the biases and LayerNorm gains (BERT's AdamW)."""
-    decay = [p for _, p in model.named_parameters() if p.data.ndim >= 2]
-    no_decay = [p for _, p in model.named_parameters() if p.data.ndim < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.backend:
@@ -215,7 +208,7 @@ def main(argv=None) -> dict:
     lengths = np.array([len(ids) for ids, _, _ in train_rows])
     steps_per_epoch = (len(train_rows) + args.batch_size - 1) // args.batch_size
     total = steps_per_epoch * args.epochs
-    opt = AdamW(param_groups(model, args.weight_decay), lr=args.lr)
+    opt = AdamW(weight_decay_groups(model, args.weight_decay), lr=args.lr)
     sched = LinearDecay(opt, total_steps=total, warmup_steps=int(args.warmup * total))
     crit = CrossEntropyLoss(ignore_index=IGNORE)
     history = []

@@ -33,7 +33,7 @@ import tinylm
 from tinylm.data.mlm import IGNORE_INDEX, DynamicMasking, mask_tokens
 from tinylm.models.bert import BertConfig, BertForMaskedLM
 from tinylm.nn.loss import CrossEntropyLoss
-from tinylm.optim import AdamW, CosineWithWarmup, check_finite, clip_grad_norm_
+from tinylm.optim import AdamW, CosineWithWarmup, check_finite, clip_grad_norm_, weight_decay_groups
 
 PROMPTS = ["the [MASK] statement leaves the current function call .",
            "a list is a [MASK] sequence of items .",
@@ -137,13 +137,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def param_groups(model, weight_decay: float):
-    """Decay the matrices, not the biases and LayerNorm gains (as BERT's AdamW)."""
-    decay = [p for _, p in model.named_parameters() if p.data.ndim >= 2]
-    no_decay = [p for _, p in model.named_parameters() if p.data.ndim < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def evaluate(model, crit, batches) -> dict[str, float]:
     """MLM loss (mean over the chosen positions) and the share of them predicted exactly."""
     model.eval()
@@ -208,7 +201,7 @@ def main(argv=None) -> dict:
                      max_position_embeddings=args.seq_len, hidden_dropout_prob=args.dropout,
                      attention_probs_dropout_prob=args.dropout, pad_token_id=tok.pad_token_id)
     model = BertForMaskedLM(cfg)
-    opt = AdamW(param_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.999), eps=1e-6)
+    opt = AdamW(weight_decay_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.999), eps=1e-6)
     sched = CosineWithWarmup(opt, warmup_steps=min(args.warmup, args.steps), total_steps=args.steps,
                              min_lr=args.lr / 10)
     crit = CrossEntropyLoss()                                           # ignore_index=-100

@@ -27,7 +27,7 @@ import tinylm
 from tinylm.io import load_training_state, save_training_state
 from tinylm.models.gpt import GPT, GPTConfig
 from tinylm.nn.loss import CrossEntropyLoss
-from tinylm.optim import AdamW, CosineWithWarmup, check_finite, clip_grad_norm_
+from tinylm.optim import AdamW, CosineWithWarmup, check_finite, clip_grad_norm_, weight_decay_groups
 from tinylm.tokenizers import CharTokenizer
 
 
@@ -85,13 +85,6 @@ def estimate_loss(model, crit, splits, args, rng) -> dict[str, float]:
     return out
 
 
-def param_groups(model, weight_decay: float):
-    """Decay the matrices (Linear and embedding weights), not the biases and LayerNorm gains."""
-    decay = [p for n, p in model.named_parameters() if p.data.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.data.ndim < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.backend:
@@ -108,7 +101,7 @@ def main(argv=None) -> dict:
     cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
                     n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout)
     model = GPT(cfg)
-    opt = AdamW(param_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.99))
+    opt = AdamW(weight_decay_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.99))
     sched = CosineWithWarmup(opt, warmup_steps=args.warmup_iters, total_steps=args.max_iters, min_lr=args.min_lr)
     crit = CrossEntropyLoss()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -375,3 +375,18 @@ def test_check_finite():
     with pytest.raises(TypeError, match="loss: expected a scalar, got ndarray of size 2"):
         check_finite(np.zeros(2), 0)
     assert issubclass(NonFiniteLossError, FloatingPointError)
+
+
+def test_weight_decay_groups_split_matrices_from_vectors():
+    from tinylm.models.gpt import GPT, GPTConfig
+    from tinylm.optim import weight_decay_groups
+
+    model = GPT(GPTConfig(vocab_size=7, block_size=4, n_layer=1, n_head=2, n_embd=4))
+    decay, no_decay = weight_decay_groups(model, 0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    named = dict(model.named_parameters())
+    matrices = ("wte.weight", "wpe.weight", "c_attn.weight", "c_proj.weight", "c_fc.weight")
+    assert {id(p) for p in decay["params"]} == {id(p) for n, p in named.items() if n.endswith(matrices)}
+    assert {id(p) for p in no_decay["params"]} == {id(p) for n, p in named.items()
+                                                    if n.endswith(".bias") or ".ln_" in n}
+    assert len(decay["params"]) + len(no_decay["params"]) == len(named)   # tied wte counted once
