@@ -572,23 +572,32 @@ class BertForMaskedLM(_Head):
         return None
 
 
-class BertForSequenceClassification(_Head):
-    """BERT + dropout + ``classifier`` (C -> num_labels) on the pooled [CLS] vector.
+class _ClassifierHead(_Head):
+    """BERT + dropout + ``classifier`` Linear(C, num_labels): what sequence and token
+    classification share; subclasses say whether the pooler is built and what they classify."""
 
-    ``logits = model(input_ids, attention_mask=None, token_type_ids=None)`` -> (B, num_labels);
-    ``model.backward(dlogits)``. Train with ``CrossEntropyLoss()`` against class ids (B,).
-    """
+    add_pooling_layer: bool
 
     def __init__(self, config: BertConfig, rng=None):
         super().__init__()
         rng = _generator(rng)
         self.config = config
         self.num_labels = config.num_labels
-        self.bert = BERT(config, add_pooling_layer=True, rng=rng)
+        self.bert = BERT(config, add_pooling_layer=self.add_pooling_layer, rng=rng)
         p = config.hidden_dropout_prob if config.classifier_dropout is None else config.classifier_dropout
         self.dropout = Dropout(p, rng=rng)
         self.classifier = Linear(config.hidden_size, config.num_labels, rng=rng)
         _init_bert_weights(self.classifier, config, rng)
+
+
+class BertForSequenceClassification(_ClassifierHead):
+    """BERT + dropout + ``classifier`` (C -> num_labels) on the pooled [CLS] vector.
+
+    ``logits = model(input_ids, attention_mask=None, token_type_ids=None)`` -> (B, num_labels);
+    ``model.backward(dlogits)``. Train with ``CrossEntropyLoss()`` against class ids (B,).
+    """
+
+    add_pooling_layer = True
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         self._encode(input_ids, attention_mask, token_type_ids)
@@ -600,7 +609,7 @@ class BertForSequenceClassification(_Head):
         return None
 
 
-class BertForTokenClassification(_Head):
+class BertForTokenClassification(_ClassifierHead):
     """BERT (no pooler) + dropout + ``classifier`` (C -> num_labels) on every position.
 
     ``logits = model(input_ids, attention_mask=None, token_type_ids=None)`` -> (B, T, num_labels);
@@ -608,16 +617,7 @@ class BertForTokenClassification(_Head):
     padding and at the word pieces that do not start a word.
     """
 
-    def __init__(self, config: BertConfig, rng=None):
-        super().__init__()
-        rng = _generator(rng)
-        self.config = config
-        self.num_labels = config.num_labels
-        self.bert = BERT(config, add_pooling_layer=False, rng=rng)
-        p = config.hidden_dropout_prob if config.classifier_dropout is None else config.classifier_dropout
-        self.dropout = Dropout(p, rng=rng)
-        self.classifier = Linear(config.hidden_size, config.num_labels, rng=rng)
-        _init_bert_weights(self.classifier, config, rng)
+    add_pooling_layer = False
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         hidden = self._encode(input_ids, attention_mask, token_type_ids)   # (B,T,C)
