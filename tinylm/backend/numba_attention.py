@@ -8,23 +8,44 @@ Versions (all stay registered: ``get_kernel("attention", "numba", "v1_flash_rows
                  matrix never exists. The forward keeps only O and the row log-sum-exp
                  lse = m + log(l); the backward recomputes each tile's probabilities as
                  exp(scale q.k - lse) and forms dQ, dK, dV in the same pass. Parallel over B x H.
-  v2_flash_tiles (default) the same algorithm on blocks of 4 query rows: every key and value row
+  v2_flash_tiles the same algorithm on blocks of 4 query rows: every key and value row
                  loaded from memory serves 4 queries (``_dot_4``: four dot products in four scalar
                  accumulators, see numba_matmul.py's v3 for why scalars), and the 4 output rows,
                  dK and dV rows are updated together. About 1.4x v1 forward and 1.6x backward.
+  v3_flash_blocks (default) FlashAttention-2 blocking proper: 64 query rows against 64 keys, so
+                 the tile products (forward S = Q K^T and P V; backward S again, dP = dO V^T,
+                 dV += P^T dO, dK += dS^T Q, dQ += dS K) are small matrix products, written as
+                 ``np.dot`` on contiguous 2-D tiles, which Numba lowers to a BLAS gemm call. On a
+                 64 x 64 x 64 float32 tile OpenBLAS runs at ~255 GFLOP/s on one core here (A B and
+                 A^T B; A B^T only ~160, so the forward holds the score tile transposed, keys x
+                 queries, and the backward copies K^T and V^T once per key block); the best Numba
+                 register tile (numba_matmul.py's 6 x 4) reaches ~65 on the same tile, where its
+                 horizontal sums over a depth of only 64 dominate. Holding S^T also turns each
+                 query's running max and sum into vector updates across a key row: a max reduction
+                 along a row does not vectorise without fastmath's "nnan" (~0.75 cycles per score).
+                 The forward runs (b, h, query block) tasks in parallel, the backward (b, h) tasks
+                 (dK, dV sum over every query block, so no two tasks write the same rows). Tiles
+                 are kept at M N K <= 2^18 so OpenBLAS never starts its own threads inside ours
+                 (see _block_sizes). Forward + backward, float32, B = H = 4, D = 64, one thread,
+                 against PyTorch 2.14 CPU ``scaled_dot_product_attention``: T = 256 1.55x (causal
+                 2.4x), T = 1024 1.55x (2.1x), T = 2048 1.54x (1.8x); 2.5-3.7x v2. Caveat: with
+                 OPENBLAS_CORETYPE=Haswell OpenBLAS uses its AVX2 kernels (~90 GFLOP/s on these tiles)
+                 and v3 drops to ~0.8x PyTorch at T = 2048 (still ~2x v2).
 
-Derivation of the online softmax and the tiled backward: derivations/flash_attention.md.
+Derivation of the online softmax, the tiled backward and v3's blocked form: derivations/flash_attention.md.
 Calling convention, masks and fully-masked rows: tinylm/ops/attention.py (a row that sees no key
 outputs 0 and gets zero gradients; causal aligns queries to the END of the keys when T < S).
 With a dropout mask these kernels hand the call to the reference kernel (a flash kernel would
 regenerate the mask from a seed per tile; tinylm draws it on the host so every backend agrees).
-Extra memory: O(B H T) for lse and a few (BK,) scratch rows per thread; never (T, S).
+Extra memory: O(B H T) for lse, and per running task a few tiles of scratch (v3's backward also a (T,)
+row for delta = rowsum(dO * O)); never (T, S).
 
 Numba here has no SVML, so ``math.exp`` would be a scalar libm call per score. :func:`_exp_tile`
 evaluates exp on a whole tile in a form the compiler vectorises: x = n ln2 + r with |r| <= ln2/2,
 exp(r) by its Taylor polynomial (degree 7 in float32, 12 in float64; relative error ~|x| eps),
 and 2^n written straight into the exponent bits through an integer view of the scratch row.
-Tests: tests/test_kernels.py (float64 oracle, odd shapes, masks), tests/test_numba_kernels.py.
+Tests: tests/test_kernels.py (float64 oracle, odd shapes, masks), tests/test_numba_kernels.py,
+tests/test_numba_attention_v3.py (v3 with tiny blocks, block sizes, threads).
 """
 from __future__ import annotations
 
@@ -37,7 +58,7 @@ from numba import njit, prange
 from tinylm.backend.registry import get_kernel, register_kernel
 
 __all__ = ["FlashCache", "flash_attention_forward", "flash_attention_backward",
-           "flash_rows_forward", "flash_rows_backward"]
+           "flash_rows_forward", "flash_rows_backward", "flash_blocks_forward", "flash_blocks_backward"]
 
 # fastmath without "ninf"/"nnan": the kernels test for -inf (masked scores, empty rows) and +inf (the
 # lse of a row that saw no key), and with those flags the compiler may assume such tests are false.
@@ -346,11 +367,176 @@ def _tiles_backward(q, k, v, pad, causal, scale, out, dout, lse, dq, dk, dv, scr
 
 
 # ----------------------------------------------------------------------------------------------
+# v3: blocks of BQ query rows against blocks of BK keys; the tile products are BLAS gemm calls.
+# ----------------------------------------------------------------------------------------------
+
+BQ3, BK3 = 64, 64     # query rows x keys per tile for D <= 64 (smaller for larger D, see _block_sizes)
+SERIAL_GEMM = 2**18   # OpenBLAS runs a gemm with M N K <= this (65536 x its default threshold 4) on the caller
+
+
+def _block_sizes(D):
+    """(bq, bk) with bq * bk * D <= SERIAL_GEMM: every tile product runs on the thread that calls it.
+
+    A bigger gemm called from inside our prange threads makes OpenBLAS wake its own threads as well,
+    and the two thread pools fight over the cores: with 128 x 64 tiles at D = 64 (M N K = 2^19) a
+    2-thread forward + backward at T = 2048 took 42 s instead of 0.5 s.
+    """
+    bk = min(BK3, max(1, SERIAL_GEMM // (8 * D)))
+    bq = max(8, min(BQ3, SERIAL_GEMM // (bk * D)) // 8 * 8)
+    return bq, bk
+
+
+@njit(inline="always", **_JIT)
+def _exp_inplace(x, bits):
+    """x <- exp(x) in place for a flat contiguous x; ``bits``: integer scratch at least as long (see _exp_tile)."""
+    n = x.shape[0]
+    _exp_tile(x, bits, n)
+    _scale_by_pow2(x, bits.view(x.dtype), n)
+
+
+@njit(parallel=True, **_JIT)
+def _blocks_forward(q, k, v, pad, causal, scale, out, lse, bq, bk, bits_proto):
+    """Queries in blocks of bq rows (one task each), keys in blocks of bk; the tile is held transposed.
+
+    Scores come out as S^T (keys x queries) so that each query's running max and running sum are
+    elementwise vector updates over a key row (max/sum *reductions* along a row do not vectorise
+    without fastmath's "nnan"), and both tile products are gemm shapes OpenBLAS runs fastest
+    (A B and A^T B; A B^T was ~40% slower at 64 x 64 x 64 here).
+    """
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    ninf = -np.inf
+    n_qblk = (T + bq - 1) // bq
+    for task in prange(B * H * n_qblk):                        # (b, h, query block): many tasks balance the threads
+        bh, blk = divmod(np.int64(task), n_qblk)
+        b, h = divmod(bh, H)
+        i0 = blk * bq
+        nq = min(bq, T - i0)
+        kb, vb = k[b, h], v[b, h]                               # (S, D)
+        qt = np.ascontiguousarray(q[b, h, i0:i0 + nq].T)        # (D, nq): the block's queries as columns
+        st_buf = np.empty(bk * nq, q.dtype)                     # per-task scratch (a few KiB)
+        bits = np.empty(bk * nq, bits_proto.dtype)
+        pv = np.empty((nq, D), q.dtype)
+        acc = np.zeros((nq, D), q.dtype)                        # o~: the unnormalised output rows
+        m = np.full(nq, ninf, q.dtype)                          # running max of each query's scores
+        l = np.zeros(nq, q.dtype)                               # running sum of exp(s - m)
+        m_new = np.empty(nq, q.dtype)
+        alpha = np.empty(nq, q.dtype)
+        shift = np.empty(nq, q.dtype)
+        hi = _key_range(i0 + nq - 1, T, S, causal)             # causal: key blocks past the last row's are skipped
+        for j0 in range(0, hi, bk):
+            nk = min(bk, hi - j0)
+            st = st_buf[:nk * nq].reshape(nk, nq)
+            np.dot(kb[j0:j0 + nk], qt, st)                      # (nk,D) @ (D,nq) -> (nk,nq): S^T, unscaled
+            m_new[:] = m
+            for j in range(nk):                                 # scale, mask, and the new running max
+                row = st[j]
+                if pad[b, j0 + j]:
+                    row[:] = ninf
+                    continue
+                r0 = max(0, j0 + j - (S - T) - i0) if causal else 0   # first query of the block that sees key j
+                for r in range(min(r0, nq)):
+                    row[r] = ninf
+                for r in range(r0, nq):
+                    x = scale * row[r]
+                    row[r] = x
+                    m_new[r] = max(m_new[r], x)
+            for r in range(nq):
+                seen = m_new[r] != ninf                         # has query r seen any key yet?
+                alpha[r] = m[r] - m_new[r] if seen else 0.0     # exp(m_old - m_new) rescales what was summed so far
+                shift[r] = m_new[r] if seen else 0.0            # (-inf - 0 stays -inf: unseen keys get p~ = 0)
+            m[:] = m_new
+            for j in range(nk):
+                row = st[j]
+                for r in range(nq):
+                    row[r] -= shift[r]
+            _exp_inplace(st_buf[:nk * nq], bits)                # st <- p~^T = exp(s - m_new)
+            _exp_inplace(alpha, bits)
+            np.dot(st.T, vb[j0:j0 + nk], pv)                    # (nq,nk) @ (nk,D) -> (nq,D): p~ V
+            for r in range(nq):
+                l[r] *= alpha[r]
+            for j in range(nk):
+                row = st[j]
+                for r in range(nq):
+                    l[r] += row[r]                              # l <- alpha l + sum_j p~_j
+            for r in range(nq):
+                a = alpha[r]
+                for d in range(D):
+                    acc[r, d] = acc[r, d] * a + pv[r, d]        # o~ <- alpha o~ + p~ V
+        for r in range(nq):
+            if l[r] > 0.0:
+                out[b, h, i0 + r] = acc[r] / l[r]
+                lse[b, h, i0 + r] = m[r] + np.log(l[r])
+            else:
+                out[b, h, i0 + r] = 0.0
+                lse[b, h, i0 + r] = np.inf                      # sees no key: out 0, and exp(s - inf) = 0 later
+
+
+@njit(parallel=True, **_JIT)
+def _blocks_backward(q, k, v, pad, causal, scale, out, dout, lse, dq, dk, dv, bq, bk, bits_proto):
+    """FlashAttention-2's order: one task per (b, h) (dK and dV sum over all query blocks); per key
+    block, K^T and V^T are copied once so that the score and dP products are plain A B gemms."""
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    ninf = -np.inf
+    for task in prange(B * H):
+        b, h = divmod(np.int64(task), H)
+        qb, kb, vb, dob = q[b, h], k[b, h], v[b, h], dout[b, h]
+        dqb, dkb, dvb = dq[b, h], dk[b, h], dv[b, h]
+        dqb[:] = 0.0
+        p_buf = np.empty(bq * bk, q.dtype)
+        ds_buf = np.empty(bq * bk, q.dtype)
+        bits = np.empty(bq * bk, bits_proto.dtype)
+        kt_buf = np.empty(D * bk, q.dtype)
+        vt_buf = np.empty(D * bk, q.dtype)
+        g_buf = np.empty(max(bq, bk) * D, q.dtype)              # one tile product before it is added
+        delta = np.empty(T, q.dtype)
+        for i in range(T):
+            delta[i] = _dot(dob[i], out[b, h, i])               # rowsum(dP * P) = dO_i . O_i
+        for j0 in range(0, S, bk):
+            nk = min(bk, S - j0)
+            kj, dkj, dvj = kb[j0:j0 + nk], dkb[j0:j0 + nk], dvb[j0:j0 + nk]
+            kt = kt_buf[:D * nk].reshape(D, nk)
+            vt = vt_buf[:D * nk].reshape(D, nk)
+            kt[:] = kj.T                                        # (D, nk), reused by every query block
+            vt[:] = vb[j0:j0 + nk].T
+            dkj[:] = 0.0
+            dvj[:] = 0.0
+            g_k = g_buf[:nk * D].reshape(nk, D)
+            first = max(0, j0 - (S - T)) if causal else 0       # causal: earlier queries do not see these keys
+            for i0 in range(first - first % bq, T, bq):         # query blocks on the grid of bq rows
+                nq = min(bq, T - i0)
+                qi, doi, dqi = qb[i0:i0 + nq], dob[i0:i0 + nq], dqb[i0:i0 + nq]
+                p = p_buf[:nq * nk].reshape(nq, nk)
+                ds = ds_buf[:nq * nk].reshape(nq, nk)
+                np.dot(qi, kt, p)                               # S = Q K^T            (nq,D) @ (D,nk)
+                for r in range(nq):                             # P = exp(scale S - lse), 0 where unseen
+                    pr = p[r]
+                    lim = _key_range(i0 + r, T, S, causal) - j0
+                    L = lse[b, h, i0 + r]
+                    for j in range(nk):
+                        pr[j] = ninf if (j >= lim or pad[b, j0 + j]) else scale * pr[j] - L
+                _exp_inplace(p_buf[:nq * nk], bits)
+                np.dot(doi, vt, ds)                             # dP = dO V^T          (nq,D) @ (D,nk)
+                for r in range(nq):
+                    dr, pr, dsr = delta[i0 + r], p[r], ds[r]
+                    for j in range(nk):
+                        dsr[j] = pr[j] * (dsr[j] - dr) * scale  # scale dS = scale P (dP - delta)
+                np.dot(p.T, doi, g_k)                           # dV_j += P^T dO       (nk,nq) @ (nq,D)
+                dvj += g_k
+                np.dot(ds.T, qi, g_k)                           # dK_j += scale dS^T Q (nk,nq) @ (nq,D)
+                dkj += g_k
+                g_q = g_buf[:nq * D].reshape(nq, D)
+                np.dot(ds, kj, g_q)                             # dQ_i += scale dS K   (nq,nk) @ (nk,D)
+                dqi += g_q
+
+
+# ----------------------------------------------------------------------------------------------
 # The registered kernels (calling convention of tinylm.ops.attention).
 # ----------------------------------------------------------------------------------------------
 
 class FlashCache(NamedTuple):
-    version: str          # "rows" or "tiles": which backward to run
+    version: str          # "rows", "tiles" or "blocks": which backward to run
     q: np.ndarray         # (B,H,T,D)  C-contiguous; the backward recomputes the scores from q and k
     k: np.ndarray         # (B,H,S,D)
     v: np.ndarray         # (B,H,S,D)  for dP = dO V^T
@@ -366,6 +552,11 @@ def _scratch(n_tasks, D, dtype):
     width = max(4 * BK, 4 * D)
     buf = np.empty((n_tasks, 3, width), dtype)
     return buf, buf.view(np.int32 if dtype == np.float32 else np.int64)
+
+
+def _bits_proto(dtype):
+    """An empty array of the integer type whose bits _exp_tile writes for ``dtype`` (the v3 kernels' scratch)."""
+    return np.empty(0, np.int32 if dtype == np.float32 else np.int64)
 
 
 def _prepare(q, k, v, key_padding_mask):
@@ -384,9 +575,12 @@ def _forward(kind, q, k, v, causal, key_padding_mask, scale, dropout_mask):
     B, H, T, D = q.shape
     out = np.empty_like(q)
     lse = np.empty((B, H, T), q.dtype)
-    scratch, bits = _scratch(B * H, D, q.dtype)
-    run = _rows_forward if kind == "rows" else _tiles_forward
-    run(q, k, v, pad, causal, q.dtype.type(scale), out, lse, scratch, bits)
+    if kind == "blocks":
+        _blocks_forward(q, k, v, pad, causal, q.dtype.type(scale), out, lse, *_block_sizes(D), _bits_proto(q.dtype))
+    else:
+        scratch, bits = _scratch(B * H, D, q.dtype)
+        run = _rows_forward if kind == "rows" else _tiles_forward
+        run(q, k, v, pad, causal, q.dtype.type(scale), out, lse, scratch, bits)
     return out, FlashCache(kind, q, k, v, out, lse, pad, causal, scale)
 
 
@@ -395,6 +589,10 @@ def _backward(dout, kernel_cache):
         return get_kernel("attention", "numpy").backward(dout, kernel_cache)
     kind, q, k, v, out, lse, pad, causal, scale = kernel_cache
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+    if kind == "blocks":
+        _blocks_backward(q, k, v, pad, causal, q.dtype.type(scale), out, np.ascontiguousarray(dout), lse,
+                         dq, dk, dv, *_block_sizes(q.shape[3]), _bits_proto(q.dtype))
+        return dq, dk, dv
     scratch, bits = _scratch(q.shape[0] * q.shape[1], q.shape[3], q.dtype)
     run = _rows_backward if kind == "rows" else _tiles_backward
     run(q, k, v, pad, causal, q.dtype.type(scale), out, np.ascontiguousarray(dout), lse, dq, dk, dv,
@@ -412,8 +610,13 @@ def flash_attention_forward(q, k, v, *, causal, key_padding_mask, scale, dropout
     return _forward("tiles", q, k, v, causal, key_padding_mask, scale, dropout_mask)
 
 
-flash_rows_backward = flash_attention_backward = _backward
+def flash_blocks_forward(q, k, v, *, causal, key_padding_mask, scale, dropout_mask):
+    """v3: FlashAttention-2 forward on (BQ, BK) blocks with gemm tile products; keeps O and the row log-sum-exp."""
+    return _forward("blocks", q, k, v, causal, key_padding_mask, scale, dropout_mask)
+
+
+flash_rows_backward = flash_attention_backward = flash_blocks_backward = _backward
 
 register_kernel("attention", "numba", "v1_flash_rows", flash_rows_forward, flash_rows_backward)
-register_kernel("attention", "numba", "v2_flash_tiles", flash_attention_forward, flash_attention_backward,
-                default=True)
+register_kernel("attention", "numba", "v2_flash_tiles", flash_attention_forward, flash_attention_backward)
+register_kernel("attention", "numba", "v3_flash_blocks", flash_blocks_forward, flash_blocks_backward, default=True)

@@ -1,0 +1,162 @@
+"""v3_flash_blocks (tinylm/backend/numba_attention.py) beyond tests/test_kernels.py and
+tests/test_numba_kernels.py: the block loops run with tiny blocks so that small shapes cross many
+query and key blocks (ragged last blocks, the causal diagonal inside a block, T < S), the block-size
+rule that keeps OpenBLAS single-threaded, results independent of the thread count, fully masked rows,
+and finite differences through the public op.
+"""
+import math
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import tinylm
+from tinylm.backend import numba_attention as na
+from tinylm.backend.registry import get_kernel
+from tinylm.gradcheck import check_op
+from tinylm.ops.attention import ReferenceAttentionCache, attention_backward, attention_forward
+
+V3 = get_kernel("attention", "numba", "v3_flash_blocks")
+
+
+def _reference(q, k, v, dout, causal, pad, scale):
+    """out, dq, dk, dv of the float64 reference kernel (materialises P)."""
+    ref = get_kernel("attention", "numpy")
+    out, cache = ref.forward(*(x.astype(np.float64) for x in (q, k, v)), causal=causal,
+                             key_padding_mask=pad, scale=scale, dropout_mask=None)
+    return (out, *ref.backward(dout.astype(np.float64), cache))
+
+
+def _v3_blocks(q, k, v, dout, causal, pad, scale, bq, bk):
+    """The v3 forward and backward with explicit block sizes (the registered kernel picks them from D)."""
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    pad = np.zeros((B, S), np.bool_) if pad is None else pad
+    out, lse = np.empty_like(q), np.empty((B, H, T), q.dtype)
+    bits = na._bits_proto(q.dtype)
+    sc = q.dtype.type(scale)
+    na._blocks_forward(q, k, v, pad, causal, sc, out, lse, bq, bk, bits)
+    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+    na._blocks_backward(q, k, v, pad, causal, sc, out, dout, lse, dq, dk, dv, bq, bk, bits)
+    return out, dq, dk, dv
+
+
+def _assert_matches(got, want, dtype):
+    atol = 2e-5 if dtype == np.float32 else 1e-11
+    for name, g, w in zip(["out", "dq", "dk", "dv"], got, want):
+        assert g.dtype == dtype and g.shape == w.shape, name
+        np.testing.assert_allclose(g, w, rtol=0, atol=atol * max(1.0, np.abs(w).max()), err_msg=name)
+
+
+def _inputs(r, B, H, T, S, D, dtype):
+    return (r.standard_normal(s).astype(dtype) for s in [(B, H, T, D), (B, H, S, D), (B, H, S, D), (B, H, T, D)])
+
+
+@given(T=st.integers(1, 20), extra_keys=st.integers(0, 25), D=st.sampled_from([1, 3, 16]),
+       bq=st.sampled_from([1, 3, 8]), bk=st.sampled_from([1, 5, 8]), causal=st.booleans(),
+       padding=st.booleans(), f64=st.booleans(), seed=st.integers(0, 2**16))
+def test_small_blocks_match_the_reference(T, extra_keys, D, bq, bk, causal, padding, f64, seed):
+    """Blocks of 1..8 rows and keys: every edge case of the block loops appears at small T and S."""
+    r = np.random.default_rng(seed)
+    dtype = np.float64 if f64 else np.float32
+    S = T + extra_keys
+    q, k, v, dout = _inputs(r, 2, 2, T, S, D, dtype)
+    pad = (r.random((2, S)) < 0.4) if padding else None
+    scale = 1 / math.sqrt(D)
+    got = _v3_blocks(q, k, v, dout, causal, pad, scale, bq, bk)
+    _assert_matches(got, _reference(q, k, v, dout, causal, pad, scale), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("T, S, D, causal", [(130, 130, 64, True), (70, 150, 80, True), (65, 129, 24, False)])
+def test_registered_kernel_across_full_blocks(dtype, T, S, D, causal, rng):
+    """The registered block sizes (64 x 64; 48 x 64 at D = 80) with ragged last blocks, padding, T < S."""
+    q, k, v, dout = _inputs(rng, 2, 1, T, S, D, dtype)
+    pad = rng.random((2, S)) < 0.2
+    scale = 0.7 / math.sqrt(D)
+    out, cache = V3.forward(q, k, v, causal=causal, key_padding_mask=pad, scale=scale, dropout_mask=None)
+    assert isinstance(cache, na.FlashCache) and cache.version == "blocks"
+    _assert_matches((out, *V3.backward(dout, cache)), _reference(q, k, v, dout, causal, pad, scale), dtype)
+
+
+@pytest.mark.parametrize("D", [1, 16, 24, 64, 80, 128, 256, 1000])
+def test_block_sizes_keep_every_tile_product_serial(D):
+    bq, bk = na._block_sizes(D)
+    assert bq >= 8 and bk >= 1 and bq % 8 == 0
+    assert bq * bk * D <= na.SERIAL_GEMM, (bq, bk)      # OpenBLAS would start its own threads above this
+
+
+def test_block_sizes_at_the_benchmark_head_dim():
+    assert na._block_sizes(64) == (64, 64)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+def test_same_result_on_one_and_two_threads(rng):
+    """Tasks never share output rows, so the thread count cannot change a single bit; this also runs
+    the BLAS tile products from two threads at once."""
+    q, k, v, dout = _inputs(rng, 2, 2, 150, 150, 64, np.float32)
+    kw = dict(causal=True, key_padding_mask=None, scale=0.125, dropout_mask=None)
+    results = []
+    old = numba.get_num_threads()
+    try:
+        for n in (1, 2):
+            numba.set_num_threads(n)
+            out, cache = V3.forward(q, k, v, **kw)
+            results.append((out, *V3.backward(dout, cache)))
+    finally:
+        numba.set_num_threads(old)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+
+
+def test_fully_masked_rows_are_zero_with_zero_gradient(rng):
+    """Sequence 1 has only padding keys; in sequence 0 key 0 is padding, so causal query 0 sees nothing."""
+    q, k, v, dout = _inputs(rng, 2, 2, 70, 70, 16, np.float32)
+    pad = np.zeros((2, 70), bool)
+    pad[1] = True
+    pad[0, 0] = True
+    out, cache = V3.forward(q, k, v, causal=True, key_padding_mask=pad, scale=0.25, dropout_mask=None)
+    dq, dk, dv = V3.backward(dout, cache)
+    assert np.all(out[1] == 0) and np.all(dq[1] == 0) and np.all(dk[1] == 0) and np.all(dv[1] == 0)
+    assert np.all(out[0, :, 0] == 0) and np.all(dq[0, :, 0] == 0) and np.all(cache.lse[0, :, 0] == np.inf)
+    assert np.all(dk[0, :, 0] == 0) and np.all(dv[0, :, 0] == 0)          # the padding key gets nothing
+    assert np.all(np.isfinite(out)) and np.abs(out[0, :, 1:]).min() > 0
+
+
+def test_cache_is_linear_in_T(rng):
+    B, H, T, D = 1, 2, 200, 8
+    q, k, v = (rng.standard_normal((B, H, T, D)).astype(np.float32) for _ in range(3))
+    _, cache = V3.forward(q, k, v, causal=False, key_padding_mask=None, scale=0.3, dropout_mask=None)
+    assert max(x.size for x in cache if isinstance(x, np.ndarray)) == B * H * T * D
+    assert cache.lse.shape == (B, H, T)
+
+
+def test_dropout_is_handed_to_the_reference_kernel(rng):
+    q, k, v, dout = (rng.standard_normal((1, 2, 4, 8)) for _ in range(4))
+    drop = (rng.random((1, 2, 4, 4)) > 0.5) * 2.0
+    kw = dict(causal=False, key_padding_mask=None, scale=0.3, dropout_mask=drop)
+    out, cache = V3.forward(q, k, v, **kw)
+    assert isinstance(cache, ReferenceAttentionCache)
+    ref = get_kernel("attention", "numpy")
+    ref_out, ref_cache = ref.forward(q, k, v, **kw)
+    np.testing.assert_allclose(out, ref_out)
+    for g, want in zip(V3.backward(dout, cache), ref.backward(dout, ref_cache)):
+        np.testing.assert_allclose(g, want)
+
+
+def test_is_the_numba_default():
+    with tinylm.use_backend("numba"):
+        assert get_kernel("attention").key == "attention/numba/v3_flash_blocks"
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_gradcheck_through_the_public_op(causal, rng):
+    """Finite differences of attention_forward on the numba backend, with v3 doing the work."""
+    q = rng.standard_normal((1, 2, 5, 4))
+    k, v = rng.standard_normal((1, 2, 7, 4)), rng.standard_normal((1, 2, 7, 4))
+    pad = np.array([[False, True, False, False, False, False, False]])
+    with tinylm.use_backend("numba"):
+        assert get_kernel("attention").version == "v3_flash_blocks"
+        check_op(attention_forward, attention_backward, {"q": q, "k": k, "v": v},
+                 kwargs={"causal": causal, "key_padding_mask": pad}, tol=1e-7)   # raises on failure
