@@ -14,6 +14,7 @@ import pytest
 
 import tinylm
 import tinylm.ops.attention  # noqa: F401  (registers the reference attention kernel)
+import tinylm.ops.linear  # noqa: F401  (registers the reference linear and linear_gelu kernels)
 import tinylm.ops.matmul  # noqa: F401  (registers the reference matmul kernel)
 from tinylm.backend import BACKEND_NAMES, BackendUnavailableError, to_numpy
 from tinylm.backend.registry import get_kernel, list_kernels
@@ -37,7 +38,7 @@ def _close(name, got, want, dtype):
     got = to_numpy(got)
     assert got.shape == want.shape, f"{name}: shape {got.shape}, expected {want.shape}"
     assert got.dtype == dtype, f"{name}: dtype {got.dtype}, expected {np.dtype(dtype)}"
-    bound = atol * max(np.abs(want).max(), 1.0) + rtol * np.abs(want)
+    bound = atol * max(np.abs(want).max(initial=0.0), 1.0) + rtol * np.abs(want)
     err = np.abs(got.astype(np.float64) - want)
     assert np.all(err <= bound), f"{name}: max error {err.max():.2e} (worst excess {(err - bound).max():.2e})"
 
@@ -60,7 +61,7 @@ def test_backend_kernels_load(backend):
     """Shows, per backend, whether its kernels run here (and why not)."""
     if backend in UNAVAILABLE:
         pytest.skip(f"backend {backend!r}: {UNAVAILABLE[backend]}")
-    for op in ("matmul", "attention"):
+    for op in ("matmul", "attention", "linear", "linear_gelu"):
         k = get_kernel(op, backend)    # its own, or the reference fallback
         assert k.op == op and callable(k.forward)
 
@@ -86,6 +87,53 @@ def test_matmul_kernel(kernel, backend, dtype, a_shape, b_shape):
         got = kernel.forward(be.asarray(a, dtype), be.asarray(b, dtype))
     _close("a @ b", got, _matmul_oracle(a.astype(dtype).astype(np.float64), b.astype(dtype).astype(np.float64)),
            dtype)
+
+
+# --- linear and linear_gelu: x W^T + b, and GPT-2's tanh GELU of it ---
+
+def _linear_gelu_oracle(x, w, b):
+    h = (x[:, None, :] * w[None, :, :]).sum(-1) + (0.0 if b is None else b)     # sum_i x_ni W_oi + b_o
+    s = np.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h ** 3))
+    return 0.5 * h * (1 + s), h, s
+
+
+LINEAR_SHAPES = [(1, 1, 1), (37, 5, 3), (67, 130, 65), (300, 64, 96), (3, 0, 5), (0, 4, 6)]   # (N, in, out)
+
+
+def _linear_inputs(shape, bias, dtype, backend):
+    N, fan_in, out = shape
+    r = np.random.default_rng(fan_in * 100 + out)
+    x, w, b = r.standard_normal((N, fan_in)), r.standard_normal((out, fan_in)), 2 * r.standard_normal(out)
+    x, w, b = (a.astype(dtype).astype(np.float64) for a in (x, w, b))
+    b = b if bias else None
+    be = tinylm.backend.get_backend()
+    args = (be.asarray(x, dtype), be.asarray(w, dtype), None if b is None else be.asarray(b, dtype))
+    return args, _linear_gelu_oracle(x, w, b)
+
+
+@_runs("linear")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("shape", LINEAR_SHAPES, ids=[str(s) for s in LINEAR_SHAPES])
+def test_linear_kernel(kernel, backend, dtype, bias, shape):
+    _skip_if_unavailable(kernel, backend)
+    with tinylm.use_backend(backend):
+        args, (_, h, _) = _linear_inputs(shape, bias, dtype, backend)
+        got = kernel.forward(*args)
+    _close("x W^T + b", got, h, dtype)
+
+
+@_runs("linear_gelu")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("shape", LINEAR_SHAPES, ids=[str(s) for s in LINEAR_SHAPES])
+def test_linear_gelu_kernel(kernel, backend, dtype, bias, shape):
+    _skip_if_unavailable(kernel, backend)
+    with tinylm.use_backend(backend):
+        args, want = _linear_inputs(shape, bias, dtype, backend)
+        got = kernel.forward(*args)
+    for name, g, w in zip(("y = gelu(h)", "h = x W^T + b", "s = tanh(u)"), got, want):
+        _close(name, g, w, dtype)
 
 
 # --- attention ---

@@ -17,7 +17,7 @@ from tinylm.gradcheck import check_op
 from tinylm.ops.attention import ReferenceAttentionCache, attention_backward, attention_forward
 from tinylm.ops.matmul import matmul
 
-MATMULS = [nm.matmul_naive, nm.matmul_dot, nm.matmul_tiled]
+MATMULS = [nm.matmul_naive, nm.matmul_dot, nm.matmul_tiled, nm.matmul_blis]
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
 
 
@@ -32,7 +32,7 @@ def _assert_matmul(got, a, b):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_matmul_strided_transposed_and_blocked(f, dtype, rng):
     """Transposed and sliced views (any strides); K past one K chunk; rows and columns off the tile grid."""
-    a = rng.standard_normal((9, 1100)).astype(dtype)            # K = 1100 > KB: two chunks, accumulate
+    a = rng.standard_normal((9, 1100)).astype(dtype)            # K = 1100 > KB, KC: several chunks, accumulate
     b = rng.standard_normal((7, 1100)).astype(dtype).T           # a transposed view: b^T is contiguous
     _assert_matmul(f(a, b), a, b)
     big = rng.standard_normal((40, 60)).astype(dtype)
@@ -52,26 +52,64 @@ def test_matmul_batches_broadcast_and_empty(f, rng):
     assert f(np.ones((0, 5)), np.ones((5, 3))).shape == (0, 3)
 
 
-def test_matmul_other_float_dtypes_fall_back_to_numpy(rng):
+@pytest.mark.parametrize("f", [nm.matmul_tiled, nm.matmul_blis], ids=lambda f: f.__name__)
+def test_matmul_other_float_dtypes_fall_back_to_numpy(f, rng):
     a, b = rng.standard_normal((5, 4)).astype(np.float16), rng.standard_normal((4, 3)).astype(np.float16)
-    got = nm.matmul_tiled(a, b)
+    got = f(a, b)
     assert got.dtype == np.float16
     np.testing.assert_allclose(got, a @ b, rtol=1e-3)
 
 
-@given(M=st.integers(1, 40), K=st.integers(1, 70), N=st.integers(1, 40), f64=st.booleans(),
+@given(M=st.integers(1, 40), K=st.integers(1, 300), N=st.integers(1, 80), f64=st.booleans(),
        seed=st.integers(0, 2**16))
-def test_matmul_tiled_property(M, K, N, f64, seed):
+def test_matmul_tiled_and_blis_property(M, K, N, f64, seed):
     r = np.random.default_rng(seed)
     dtype = np.float64 if f64 else np.float32
     a, b = r.standard_normal((M, K)).astype(dtype), r.standard_normal((K, N)).astype(dtype)
     _assert_matmul(nm.matmul_tiled(a, b), a, b)
+    _assert_matmul(nm.matmul_blis(a, b), a, b)
+
+
+def test_microkernels_file_is_the_generators_output():
+    from pathlib import Path
+
+    from tinylm.backend import gen_microkernels
+    committed = Path(gen_microkernels.__file__).with_name("numba_microkernels.py").read_text()
+    assert committed == gen_microkernels.module_source(), \
+        "run: python -m tinylm.backend.gen_microkernels > tinylm/backend/numba_microkernels.py"
+
+
+def test_blis_micro_kernel_is_vectorised():
+    """The SLP switch works: the micro-kernel multiplies with 512-bit FMAs, not a scalar FMA loop.
+
+    Checked on freshly compiled machine code (a cached kernel cannot be inspected), so a Numba
+    upgrade that ignores the switch fails here instead of silently running v4 twenty times slower."""
+    import re
+
+    from numba import njit
+
+    from tinylm.backend.numba_microkernels import ukernel
+
+    @njit(fastmath={"contract"})
+    def one_tile(ap, bp, c):
+        ukernel(ap, bp, c, False)
+
+    with nm._slp_vectorize():
+        one_tile(np.ones((4, 8), np.float32), np.ones((4, 32), np.float32), np.zeros((8, 32), np.float32))
+    asm = one_tile.inspect_asm(one_tile.signatures[0])
+    if not re.search(r"\bzmm\d", asm):
+        pytest.skip("this CPU has no AVX-512: the micro-kernel is vectorised for narrower registers")
+    packed = len(re.findall(r"vfmadd\w*ps\s+[^\n]*zmm", asm))
+    scalar = len(re.findall(r"vfmadd\w*ss\s", asm))
+    assert packed >= 16 and scalar < packed, f"{packed} packed vs {scalar} scalar FMAs"
 
 
 def test_numba_backend_dispatches_matmul_and_attention():
     with tinylm.use_backend("numba"):
-        assert get_kernel("matmul").key == "matmul/numba/v3_tiled"
-        assert get_kernel("attention").key == "attention/numba/v2_flash_tiles"
+        assert get_kernel("matmul").key == "matmul/numba/v4_blis"
+        assert get_kernel("linear").key == "linear/numba/v4_blis"
+        assert get_kernel("linear_gelu").key == "linear_gelu/numba/v4_blis"
+        assert get_kernel("attention").key == "attention/numba/v3_flash_blocks"
         a = np.arange(12.0, dtype=np.float32).reshape(3, 4)
         np.testing.assert_allclose(matmul(a, a.T), a @ a.T, rtol=1e-6)
         with pytest.raises(ValueError, match="inner sizes differ"):      # the op still validates
@@ -81,7 +119,8 @@ def test_numba_backend_dispatches_matmul_and_attention():
 # --- attention ---
 
 ATTENTION = [("v1_flash_rows", na.flash_rows_forward, na.flash_rows_backward),
-             ("v2_flash_tiles", na.flash_attention_forward, na.flash_attention_backward)]
+             ("v2_flash_tiles", na.flash_attention_forward, na.flash_attention_backward),
+             ("v3_flash_blocks", na.flash_blocks_forward, na.flash_blocks_backward)]
 
 
 def _reference(q, k, v, dout, **kw):

@@ -4,7 +4,7 @@ from hypothesis import given, strategies as st
 
 import tinylm
 from tinylm.gradcheck import check_module, check_op
-from tinylm.ops import linear_backward, linear_forward
+from tinylm.ops import gelu_forward, linear_backward, linear_forward, linear_gelu_backward, linear_gelu_forward
 
 
 def test_linear_gradcheck(rng):
@@ -53,7 +53,10 @@ def test_backward_before_forward_is_an_error():
     (lambda x, w, b: linear_forward(x[:, :3], w, b), r"x: expected shape \(\.\.\., in\) with in=4"),
     (lambda x, w, b: linear_forward(x, w, b[:2]), r"bias: expected shape \(out,\) with out=5"),
     (lambda x, w, b: linear_forward(x.astype(np.int64), w, b), r"x: expected a floating-point array"),
-    (lambda x, w, b: linear_forward(x.astype(np.float32), w, b), r"matmul: a is float32 but b is float64"),
+    (lambda x, w, b: linear_forward(x.astype(np.float32), w, b), r"share one dtype, got x float32, weight float64"),
+    (lambda x, w, b: linear_forward(x, w, b.astype(np.float32)), r"weight float64, bias float32"),
+    (lambda x, w, b: linear_gelu_forward(x, w[:, :3], b), r"x: expected shape \(\.\.\., in\) with in=3"),
+    (lambda x, w, b: linear_gelu_forward(x, w, b, approximate="erf"), r"approximate: expected one of"),
 ])
 def test_linear_bad_input(rng, bad, match):
     x, w, b = rng.standard_normal((2, 4)), rng.standard_normal((5, 4)), rng.standard_normal(5)
@@ -71,3 +74,62 @@ def test_linear_shapes_and_dtypes(n, i, o, lead, dtype):
     assert y.shape == (2,) * lead + (n, o) and y.dtype == dtype
     dx = m.backward(np.ones_like(y))
     assert dx.shape == x.shape and m.weight.grad.shape == (o, i) and m.weight.grad.dtype == dtype
+
+
+# --- linear_gelu: y = gelu(x W^T + b) as one op ---
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("approximate", ["tanh", "none"])
+def test_linear_gelu_gradcheck(rng, backend, approximate):
+    x, w, b = rng.standard_normal((2, 3, 5)), rng.standard_normal((7, 5)), rng.standard_normal(7)
+    with tinylm.use_backend(backend):
+        check_op(lambda x, weight, bias: linear_gelu_forward(x, weight, bias, approximate), linear_gelu_backward,
+                 {"x": x, "weight": w, "bias": b}, tol=1e-7)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_linear_gelu_equals_linear_then_gelu(rng, backend):
+    x, w, b = rng.standard_normal((4, 6, 8)), rng.standard_normal((40, 8)), rng.standard_normal(40)
+    dy = rng.standard_normal((4, 6, 40))
+    h, lin_cache = linear_forward(x, w, b)
+    y, gelu_cache = gelu_forward(h, "tanh")
+    with tinylm.use_backend(backend):
+        y_fused, cache = linear_gelu_forward(x, w, b)
+        grads_fused = linear_gelu_backward(dy, cache)
+    np.testing.assert_allclose(y_fused, y, rtol=1e-12, atol=1e-12)
+    from tinylm.ops import gelu_backward
+    for g_fused, g in zip(grads_fused, linear_backward(gelu_backward(dy, gelu_cache), lin_cache)):
+        np.testing.assert_allclose(g_fused, g, rtol=1e-11, atol=1e-11)
+
+
+def test_linear_gelu_module_gradcheck_and_state_dict(rng):
+    m = tinylm.nn.LinearGELU(5, 3).double()
+    check_module(m, rng.standard_normal((2, 4, 5)), tol=1e-7)
+    assert sorted(m.state_dict()) == ["bias", "weight"]
+    assert "approximate='tanh'" in repr(m)
+
+
+def test_linear_gelu_module_is_linear_then_gelu(rng):
+    lin = tinylm.nn.Linear(6, 10)
+    fused = tinylm.nn.LinearGELU(6, 10, bias=False, approximate="none")
+    fused.weight.data[...] = lin.weight.data
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+    want = tinylm.nn.GELU("none")(x @ lin.weight.data.T)
+    np.testing.assert_allclose(fused(x), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="approximate: expected one of"):
+        tinylm.nn.LinearGELU(2, 2, approximate="fast")
+
+
+@given(n=st.integers(1, 40), i=st.integers(1, 40), o=st.integers(1, 70), bias=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_linear_gelu_numba_matches_numpy(n, i, o, bias, dtype):
+    r = np.random.default_rng(n * 10000 + i * 100 + o)
+    x, w = r.standard_normal((n, i)).astype(dtype), r.standard_normal((o, i)).astype(dtype)
+    b = r.standard_normal(o).astype(dtype) if bias else None
+    y, cache = linear_gelu_forward(x, w, b)
+    with tinylm.use_backend("numba"):
+        y_nb, cache_nb = linear_gelu_forward(x, w, b)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    assert y_nb.dtype == dtype and y_nb.shape == (n, o)
+    np.testing.assert_allclose(y_nb, y, rtol=tol, atol=tol * max(1, np.abs(y).max()))
+    np.testing.assert_allclose(cache_nb.gelu.s, cache.gelu.s, rtol=0, atol=10 * tol)

@@ -1,8 +1,9 @@
 """Numba CPU kernels for the "numba" backend: imported (and so registered) when it is selected.
 
-* :mod:`tinylm.backend.numba_matmul`     matmul: v1 naive, v2 unit-stride dots, v3 4x4 register tile (default)
-* :mod:`tinylm.backend.numba_attention`  attention: v1 row-at-a-time online softmax, v2 FlashAttention-2
-  style query x key tiles (default); forward keeps only O and the row log-sum-exp
+* :mod:`tinylm.backend.numba_matmul`     matmul: v1 naive, v2 unit-stride dots, v3 6x4 register tile, v4 BLIS
+  8x32 outer-product micro-kernel (default); also the fused "linear" and "linear_gelu" kernels (v4)
+* :mod:`tinylm.backend.numba_attention`  attention: v1 row-at-a-time online softmax, v2 4-row tiles, v3 64 x 64
+  blocks with BLAS gemm tile products (default); forward keeps only O and the row log-sum-exp
 
 Every kernel is compiled with ``cache=True``: the first process pays the JIT compile (see
 ``python -m tinylm.bench``, which reports it), later processes load machine code from

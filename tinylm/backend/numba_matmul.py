@@ -35,22 +35,32 @@ Tests: tests/test_kernels.py (against a float64 oracle), tests/test_numba_kernel
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numba
 import numpy as np
 from numba import njit, prange
 
+from tinylm.backend.numba_attention import _exp_tile as exp_tile, _scale_by_pow2 as scale_by_pow2
+from tinylm.backend.numba_microkernels import ukernel
 from tinylm.backend.registry import register_kernel
 
 __all__ = ["matmul_naive", "matmul_dot", "matmul_tiled"]
 
 _JIT = dict(cache=True, fastmath=True, nogil=True)
+# v4's micro-kernel is inlined into its caller and compiled with the caller's flags: "contract" (FMA)
+# but not "reassoc", which would let the loop vectoriser turn the depth loop into 256 reductions.
+_JIT_BLIS = dict(cache=True, fastmath={"contract"}, nogil=True)
 
 MR, NR = 6, 4  # register tile: rows of a x rows of b^T (24 accumulators + 10 loads fit 32 registers)
 MB = 240     # rows of a per parallel task (fewer when that leaves too few tasks): b^T is streamed
              # from L3 once per row block, so bigger blocks mean less traffic
 NB = 64      # rows of b^T one row block sweeps per K chunk (NB x KB values stay in L2)
 KB = 1024    # K chunk: the tile's 10 rows of KB values stay in L1 (10 x 1024 x 4 B = 40 KiB in float32)
+MC = 256     # v4: rows of A per task (the MC x KC block of A stays in L2: 512 KiB in float32)
+KC = 512     # v4: depth chunk (a B panel, KC x NR, 64 KiB, streams from L2 while A panels stay near)
+GELU_SQRT_2_PI = math.sqrt(2.0 / math.pi)
+GELU_KAPPA = 0.044715
 # (MB, NB, KB) measured on a 2-core Zen 5 with 48 KiB L1 and 2 MiB L2 per core; K chunks also bound
 # the cost of the 24 horizontal sums each tile pays per chunk.
 
@@ -205,6 +215,180 @@ def _matmul_tiled(a, bt, c, K, mb):
 
 
 # ----------------------------------------------------------------------------------------------
+# v4: BLIS-style outer-product micro-kernel over packed panels, with a fused epilogue.
+# ----------------------------------------------------------------------------------------------
+
+@contextmanager
+def _slp_vectorize():
+    """Compile inside this block with LLVM's SLP vectoriser on (Numba's default is off).
+
+    The micro-kernels need it: it is what packs a tile row's named scalars into vector registers.
+    Compilation happens at a kernel's first call for a type signature, so v4 makes every call
+    inside this block; once compiled (or loaded from the cache) the switch costs nothing.
+    """
+    old = numba.config.SLP_VECTORIZE
+    numba.config.SLP_VECTORIZE = 1
+    try:
+        yield
+    finally:
+        numba.config.SLP_VECTORIZE = old
+
+
+@njit(parallel=True, **_JIT)
+def _pack_panels_from_rows(x, out):
+    """out[n, q, p, r] = x[n, q R + r, p] (0 past the last row), for a C-contiguous x (nb, M, K).
+
+    ``out`` (nb, ceil(M / R), K, R): the rows of x cut into panels of R, each stored depth-major so
+    the micro-kernel reads R consecutive values per depth p. Reads walk along x's rows.
+    """
+    nb, n_panels, K, R = out.shape
+    M = x.shape[1]
+    for task in prange(nb * n_panels):
+        n, q = divmod(np.int64(task), n_panels)
+        o = out[n, q]
+        rows = min(R, M - q * R)
+        for r in range(rows):
+            xr = x[n, q * R + r]
+            for p in range(K):
+                o[p, r] = xr[p]
+        for p in range(K):
+            for r in range(rows, R):
+                o[p, r] = 0
+
+
+@njit(parallel=True, **_JIT)
+def _pack_panels_from_columns(xt, out):
+    """The same panels from xt = x^T, C-contiguous (nb, K, M): each depth p is one contiguous copy."""
+    nb, n_panels, K, R = out.shape
+    M = xt.shape[2]
+    for task in prange(nb * n_panels):
+        n, q = divmod(np.int64(task), n_panels)
+        o = out[n, q]
+        rows = min(R, M - q * R)
+        for p in range(K):
+            op, xp = o[p], xt[n, p, q * R:q * R + rows]
+            for r in range(rows):
+                op[r] = xp[r]
+            for r in range(rows, R):
+                op[r] = 0
+
+
+def _pack_panels(x, R):
+    """Panels (nb, ceil(M / R), K, R) of x (nb, M, K), read along whichever axis of x is contiguous."""
+    nb, M, K = x.shape
+    out = np.empty((nb, -(-M // R), K, R), x.dtype)
+    xt = x.swapaxes(1, 2)
+    if xt.flags.c_contiguous and not x.flags.c_contiguous:
+        _pack_panels_from_columns(xt, out)                    # b (K, N) row-major, or a transposed view
+    else:
+        _pack_panels_from_rows(np.ascontiguousarray(x), out)  # a (M, K) row-major, or W for x W^T
+    return out
+
+
+@njit(inline="always", **_JIT_BLIS)
+def _gelu_tanh_rows(h, s, y, e, bits):
+    """y = 0.5 h (1 + s) with s = tanh(u), u = sqrt(2/pi) (h + 0.044715 h^3), over rows of h (R, n).
+
+    tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2 |u|) in (0, 1]: never overflows. The exp
+    is the vectorisable one of numba_math.py (Numba has no SVML here: math.tanh is a libm call).
+    """
+    t = h.dtype.type
+    n = h.shape[1]
+    for r in range(h.shape[0]):
+        hr, sr, yr = h[r], s[r], y[r]
+        for j in range(n):
+            x = hr[j]
+            sr[j] = t(-2.0 * GELU_SQRT_2_PI) * abs(x + t(GELU_KAPPA) * x * x * x)     # -2|u|
+        exp_tile(sr, bits, n)
+        scale_by_pow2(sr, e, n)                                                      # e = exp(-2|u|)
+        for j in range(n):
+            x = hr[j]
+            th = (t(1.0) - sr[j]) / (t(1.0) + sr[j])
+            th = th if x >= 0 else -th                        # u has the sign of h
+            sr[j] = th
+            yr[j] = t(0.5) * x * (t(1.0) + th)
+
+
+@njit(parallel=True, **_JIT_BLIS)
+def _matmul_blis(ap, bp, c, mc, nc, bias, gelu, s, y, scratch, scratch_bits):
+    """c (nb, Mp, Np) = packed A @ packed B; then c += bias and (s, y) = gelu parts of c.
+
+    Tasks are (batch, block of mc rows, block of nc columns). Inside a task, for each K chunk
+    of KC: a panel of B (KC, NR) stays in L1 while the task's A panels stream from L2.
+    """
+    nb, a_panels, K, MR_ = ap.shape
+    b_panels, NR_ = bp.shape[1], bp.shape[3]
+    mp, np_ = mc // MR_, nc // NR_                           # panels per task
+    rblocks, cblocks = (a_panels + mp - 1) // mp, (b_panels + np_ - 1) // np_
+    for task in prange(nb * rblocks * cblocks):
+        n, rest = divmod(np.int64(task), rblocks * cblocks)
+        ib, jb = divmod(rest, cblocks)
+        i0, i1 = ib * mp, min(ib * mp + mp, a_panels)
+        j0, j1 = jb * np_, min(jb * np_ + np_, b_panels)
+        cn = c[n]
+        for p0 in range(0, K, KC):
+            p1 = min(p0 + KC, K)
+            for jp in range(j0, j1):
+                bpan = bp[n, jp, p0:p1]                      # (kc, NR): reused by every A panel below
+                for ip in range(i0, i1):
+                    ukernel(ap[n, ip, p0:p1], bpan, cn[ip * MR_:ip * MR_ + MR_, jp * NR_:jp * NR_ + NR_],
+                            p0 > 0)
+        if bias.shape[0] == 0 and not gelu:
+            continue
+        rows = cn[i0 * MR_:i1 * MR_, j0 * NR_:j1 * NR_]      # the block just computed, still in L2
+        if bias.shape[0] != 0:
+            bj = bias[j0 * NR_:j1 * NR_]
+            for r in range(rows.shape[0]):
+                rr = rows[r]
+                for j in range(rr.shape[0]):
+                    rr[j] += bj[j]
+        if gelu:
+            _gelu_tanh_rows(rows, s[n, i0 * MR_:i1 * MR_, j0 * NR_:j1 * NR_],
+                            y[n, i0 * MR_:i1 * MR_, j0 * NR_:j1 * NR_],
+                            scratch[task], scratch_bits[task])
+
+
+_BLIS_TILE = {np.dtype(np.float32): (8, 32), np.dtype(np.float64): (8, 16)}     # (MR, NR) of ukernel
+
+
+def _blis_run(a3, b3, bias=None, gelu=False):
+    """v4 on batches a3 (nb, M, K) @ b3 (nb, K, N) -> c (nb, M, N) [, s, y when gelu]."""
+    nb, M, K = a3.shape
+    N = b3.shape[2]
+    MR_, NR_ = _BLIS_TILE[a3.dtype]
+    if M == 0 or N == 0:
+        empty = np.empty((nb, M, N), a3.dtype)
+        return (empty, empty.copy(), empty.copy()) if gelu else empty
+    Mp, Np = -(-M // MR_) * MR_, -(-N // NR_) * NR_
+    c = (np.empty if K else np.zeros)((nb, Mp, Np), a3.dtype)  # padded to whole tiles: no edge code
+    s = np.empty((nb, Mp, Np) if gelu else (1, 1, 1), a3.dtype)
+    y = np.empty_like(s)
+    bias_p = np.zeros(0 if bias is None else Np, a3.dtype)
+    if bias is not None:
+        bias_p[:N] = bias
+    # Block sizes: mc rows of A (mc x KC stays in L2) by all columns; split rows, then columns,
+    # until every thread has about 4 tasks (load balance on small products).
+    mc, nc = min(MC, Mp), Np
+    while nb * -(-Mp // mc) * -(-Np // nc) < 4 * numba.get_num_threads():
+        if mc // 2 >= 4 * MR_:
+            mc = mc // 2 // MR_ * MR_
+        elif nc // 2 >= 4 * NR_:
+            nc = nc // 2 // NR_ * NR_
+        else:
+            break
+    n_tasks = nb * -(-Mp // mc) * -(-Np // nc)
+    scratch = np.empty((n_tasks, nc) if gelu else (1, 1), a3.dtype)     # exp's 2^k row, one per task
+    bits = scratch.view(np.int32 if a3.dtype == np.float32 else np.int64)
+    with _slp_vectorize():
+        ap, bp = _pack_panels(a3, MR_), _pack_panels(b3.swapaxes(1, 2), NR_)   # A's rows, B's columns
+        _matmul_blis(ap, bp, c, mc, nc, bias_p, gelu, s, y, scratch, bits)
+    if Mp != M or Np != N:
+        c, s, y = (np.ascontiguousarray(x[:, :M, :N]) for x in (c, s, y)) if gelu else \
+            (np.ascontiguousarray(c[:, :M, :N]), s, y)
+    return (c, s, y) if gelu else c
+
+
+# ----------------------------------------------------------------------------------------------
 # The registered kernels: same calling convention as tinylm.ops.matmul.matmul_reference.
 # ----------------------------------------------------------------------------------------------
 
@@ -216,6 +400,8 @@ def _run(a, b, kernel):
     N = b3.shape[2]
     if K == 0 or M == 0 or N == 0 or nb == 0:
         return np.zeros(out_shape, a.dtype)                   # an empty sum is 0
+    if kernel == "blis":
+        return _blis_run(a3, b3).reshape(out_shape)
     c = np.empty((nb, M, N), a.dtype)
     if kernel == "naive":
         _matmul_naive(a3, b3, c)
@@ -248,4 +434,30 @@ def matmul_tiled(a, b):
 
 register_kernel("matmul", "numba", "v1_naive", matmul_naive)
 register_kernel("matmul", "numba", "v2_dot", matmul_dot)
-register_kernel("matmul", "numba", "v3_tiled", matmul_tiled, default=True)
+def matmul_blis(a, b):
+    """v4: BLIS-style 8x32 (float32) / 8x16 (float64) outer-product micro-kernel over packed panels."""
+    return _run(a, b, "blis")
+
+
+def linear_blis(x2, weight, bias):
+    """v4 "linear": x2 (N, in) @ weight.T + bias (out,) -> (N, out), the bias added in the epilogue."""
+    if x2.dtype not in _BLIS_TILE:                            # float16 & co: NumPy
+        h = np.matmul(x2, weight.T)
+        return h if bias is None else h + bias
+    return _blis_run(x2[None], weight.T[None], bias)[0]
+
+
+def linear_gelu_blis(x2, weight, bias):
+    """v4 "linear_gelu": (y, h, s) = (gelu(h), x2 weight^T + bias, tanh(u)), bias and GELU in the epilogue."""
+    if x2.dtype not in _BLIS_TILE:                            # float16 & co: compute in float32
+        f32 = (x.astype(np.float32) for x in (x2, weight))
+        return tuple(r.astype(x2.dtype) for r in linear_gelu_blis(*f32, None if bias is None else
+                                                                  bias.astype(np.float32)))
+    h, s, y = _blis_run(x2[None], weight.T[None], bias, gelu=True)
+    return y[0], h[0], s[0]
+
+
+register_kernel("matmul", "numba", "v3_tiled", matmul_tiled)
+register_kernel("matmul", "numba", "v4_blis", matmul_blis, default=True)
+register_kernel("linear", "numba", "v4_blis", linear_blis)
+register_kernel("linear_gelu", "numba", "v4_blis", linear_gelu_blis)

@@ -3,7 +3,7 @@
     idx (B, T) --wte + wpe--> x (B, T, C) --[Block] x n_layer--> ln_f --> logits = x wte^T (B, T, V)
 
     Block (pre-LN):   h   = x + attn(ln_1(x))          attn: causal multi-head self-attention
-                      out = h + mlp(ln_2(h))           mlp:  c_fc (C->4C), GELU (tanh form), c_proj (4C->C)
+                      out = h + mlp(ln_2(h))           mlp:  c_fc (C->4C) + GELU (tanh form), c_proj (4C->C)
 
 Parameter names are those of Hugging Face's ``GPT2LMHeadModel`` (``transformer.wte.weight``,
 ``transformer.h.0.attn.c_attn.weight``, ...) with PyTorch ``Linear`` layouts (out, in); the
@@ -25,11 +25,10 @@ import numpy as np
 from tinylm._checks import check_index_range, check_positive_int, check_probability, check_shape
 from tinylm.backend import array_module, get_backend
 from tinylm.nn import init
-from tinylm.nn.activation import GELU
 from tinylm.nn.container import ModuleList
 from tinylm.nn.dropout import Dropout
 from tinylm.nn.embedding import Embedding
-from tinylm.nn.linear import Linear
+from tinylm.nn.linear import Linear, LinearGELU
 from tinylm.nn.module import Module
 from tinylm.nn.normalization import LayerNorm
 from tinylm.ops.attention import attention_backward, attention_forward
@@ -122,21 +121,24 @@ class CausalSelfAttention(Module):
 
 
 class MLP(Module):
-    """Position-wise feed-forward: ``c_proj(gelu(c_fc(x)))``, C -> 4C -> C, GELU in GPT-2's tanh form."""
+    """Position-wise feed-forward: ``c_proj(gelu(c_fc(x)))``, C -> 4C -> C, GELU in GPT-2's tanh form.
+
+    ``c_fc`` is a :class:`LinearGELU` (Linear's parameters, one op with its GELU), so a backend
+    with a fused kernel adds the bias and applies GELU while each output block is in cache.
+    """
 
     def __init__(self, cfg: GPTConfig, rng=None):
         super().__init__()
         C = cfg.n_embd
-        self.c_fc = Linear(C, 4 * C, bias=cfg.bias, rng=rng)
-        self.act = GELU(approximate="tanh")
+        self.c_fc = LinearGELU(C, 4 * C, bias=cfg.bias, approximate="tanh", rng=rng)
         self.c_proj = Linear(4 * C, C, bias=cfg.bias, rng=rng)
         self.dropout = Dropout(cfg.dropout, rng=rng)
 
     def forward(self, x):
-        return self.dropout(self.c_proj(self.act(self.c_fc(x))))       # (B,T,C) -> (B,T,4C) -> (B,T,C)
+        return self.dropout(self.c_proj(self.c_fc(x)))                 # (B,T,C) -> (B,T,4C) -> (B,T,C)
 
     def backward(self, dy):
-        return self.c_fc.backward(self.act.backward(self.c_proj.backward(self.dropout.backward(dy))))
+        return self.c_fc.backward(self.c_proj.backward(self.dropout.backward(dy)))
 
 
 class Block(Module):

@@ -1,6 +1,6 @@
 """Modules: layers that own ``Parameter``s and wrap the functional ops of tinylm.ops."""
 from tinylm.nn.module import Module, Parameter
-from tinylm.nn.linear import Linear
+from tinylm.nn.linear import Linear, LinearGELU
 from tinylm.nn.normalization import LayerNorm
 from tinylm.nn.embedding import Embedding
 from tinylm.nn.dropout import Dropout
@@ -15,7 +15,7 @@ from tinylm.nn.conv import Conv1d, GlobalAvgPool1d, GlobalMaxPool1d, MaxPool1d
 from tinylm.nn.transformer import (TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
                                    TransformerEncoderLayer)
 
-__all__ = ["Module", "Parameter", "Linear", "LayerNorm", "Embedding", "Dropout", "Sequential", "ModuleList",
+__all__ = ["Module", "Parameter", "Linear", "LinearGELU", "LayerNorm", "Embedding", "Dropout", "Sequential", "ModuleList",
            "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax", "LogSoftmax", "CrossEntropyLoss", "BCEWithLogitsLoss",
            "MSELoss",
            "MultiheadAttention", "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding", "AdditiveAttention",

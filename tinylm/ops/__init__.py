@@ -4,7 +4,8 @@ No state and no parameters live here; each family has one file, one derivation i
 derivations/ and one gradient-check test in tests/.
 """
 from tinylm.ops.matmul import matmul
-from tinylm.ops.linear import LinearCache, linear_backward, linear_forward
+from tinylm.ops.linear import (LinearCache, LinearGELUCache, linear_backward, linear_forward, linear_gelu_backward,
+                               linear_gelu_forward)
 from tinylm.ops.layernorm import LayerNormCache, layernorm_backward, layernorm_forward
 from tinylm.ops.embedding import EmbeddingCache, embedding_backward, embedding_forward, scatter_add
 from tinylm.ops.dropout import DropoutCache, dropout_backward, dropout_forward
@@ -16,7 +17,8 @@ from tinylm.ops.losses import (bce_with_logits_backward, bce_with_logits_forward
                                cross_entropy_forward, mse_backward, mse_forward)
 from tinylm.ops.attention import AttentionCache, attention_backward, attention_forward, attention_probs
 
-__all__ = ["matmul", "LinearCache", "linear_forward", "linear_backward",
+__all__ = ["matmul", "LinearCache", "linear_forward", "linear_backward", "LinearGELUCache", "linear_gelu_forward",
+           "linear_gelu_backward",
            "LayerNormCache", "layernorm_forward", "layernorm_backward",
            "EmbeddingCache", "embedding_forward", "embedding_backward", "scatter_add",
            "DropoutCache", "dropout_forward", "dropout_backward",

@@ -18,7 +18,7 @@ from tinylm.backend import array_module
 
 __all__ = ["ReLUCache", "TanhCache", "SigmoidCache", "GELUCache", "GELU_APPROXIMATIONS",
            "relu_forward", "relu_backward", "tanh_forward", "tanh_backward",
-           "sigmoid", "sigmoid_forward", "sigmoid_backward", "gelu", "gelu_forward", "gelu_backward"]
+           "sigmoid", "sigmoid_forward", "sigmoid_backward", "gelu", "gelu_parts", "gelu_forward", "gelu_backward"]
 
 GELU_APPROXIMATIONS = ("none", "tanh")     # PyTorch's names: exact erf form, GPT-2's tanh approximation
 
@@ -115,7 +115,7 @@ def sigmoid_backward(dy, cache: SigmoidCache):
 
 # --- GELU: y = x Phi(x) ------------------------------------------------------------------------
 
-def _gelu_parts(x, approximate: str):
+def gelu_parts(x, approximate: str):
     """``(y, s)``: the GELU of x and the squashed value its derivative reuses,
     ``s = Phi(x)`` (approximate="none") or ``s = tanh(u)`` (approximate="tanh")."""
     xp = array_module(("x", x))
@@ -131,7 +131,7 @@ def _gelu_parts(x, approximate: str):
 def gelu(x, approximate: str = "none"):
     """GELU (cache-free, for inference code): ``x Phi(x)`` exactly, or with ``approximate="tanh"``
     GPT-2's ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.  Shapes: x (...) -> (...)."""
-    return _gelu_parts(x, approximate)[0]
+    return gelu_parts(x, approximate)[0]
 
 
 class GELUCache(NamedTuple):
@@ -145,7 +145,7 @@ def gelu_forward(x, approximate: str = "none"):
 
     Shapes: x (...) -> y (...), same dtype.  Returns ``(y, cache)``.
     """
-    y, s = _gelu_parts(x, approximate)
+    y, s = gelu_parts(x, approximate)
     return y, GELUCache(x, s, approximate)
 
 
