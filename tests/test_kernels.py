@@ -14,6 +14,7 @@ import pytest
 
 import tinylm
 import tinylm.ops.attention  # noqa: F401  (registers the reference attention kernel)
+import tinylm.ops.layernorm  # noqa: F401  (registers the reference layernorm kernel)
 import tinylm.ops.linear  # noqa: F401  (registers the reference linear and linear_gelu kernels)
 import tinylm.ops.matmul  # noqa: F401  (registers the reference matmul kernel)
 from tinylm.backend import BACKEND_NAMES, BackendUnavailableError, to_numpy
@@ -61,7 +62,7 @@ def test_backend_kernels_load(backend):
     """Shows, per backend, whether its kernels run here (and why not)."""
     if backend in UNAVAILABLE:
         pytest.skip(f"backend {backend!r}: {UNAVAILABLE[backend]}")
-    for op in ("matmul", "attention", "linear", "linear_gelu"):
+    for op in ("matmul", "attention", "linear", "linear_gelu", "layernorm"):
         k = get_kernel(op, backend)    # its own, or the reference fallback
         assert k.op == op and callable(k.forward)
 
@@ -134,6 +135,63 @@ def test_linear_gelu_kernel(kernel, backend, dtype, bias, shape):
         got = kernel.forward(*args)
     for name, g, w in zip(("y = gelu(h)", "h = x W^T + b", "s = tanh(u)"), got, want):
         _close(name, g, w, dtype)
+    # backward: dh = dy gelu'(h), against gelu's complex-step derivative (exact to rounding, no formula shared)
+    _, h, s = want
+    h, s = h.astype(dtype).astype(np.float64), s.astype(dtype).astype(np.float64)
+    dy = np.random.default_rng(7).standard_normal(h.shape).astype(dtype).astype(np.float64)
+    eps = 1e-30
+    hc = h + 1j * eps
+    gelu_c = 0.5 * hc * (1 + np.tanh(math.sqrt(2 / math.pi) * (hc + 0.044715 * hc ** 3)))
+    with tinylm.use_backend(backend) as be:
+        dh = kernel.backward(*(be.asarray(a, dtype) for a in (dy, h, s)))
+    _close("dh = dy gelu'(h)", dh, dy * gelu_c.imag / eps, dtype)
+
+
+# --- layernorm: rows x2 (N, C) ---
+
+def _layernorm_oracle(x, w, b, eps):
+    """y from sums written out; dy -> dx by complex steps (rows are independent, so one step per column)."""
+    def forward(x):
+        C = x.shape[1]
+        mean = x.sum(axis=1, keepdims=True) / C
+        var = ((x - mean) ** 2).sum(axis=1, keepdims=True) / C
+        return (x - mean) / np.sqrt(var + eps) * w + b
+    return forward
+
+
+LAYERNORM_CASES = [(1, 1), (37, 24), (130, 128), (3, 769), (0, 5)]     # (N, C)
+
+
+@_runs("layernorm")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
+@pytest.mark.parametrize("shape", LAYERNORM_CASES, ids=[str(s) for s in LAYERNORM_CASES])
+def test_layernorm_kernel(kernel, backend, dtype, affine, shape):
+    _skip_if_unavailable(kernel, backend)
+    r = np.random.default_rng(shape[0] + shape[1])
+    x, dy = (3 + 2 * r.standard_normal(shape)).astype(dtype).astype(np.float64), r.standard_normal(shape)
+    dy = dy.astype(dtype).astype(np.float64)
+    w, b = (r.standard_normal(shape[1]).astype(dtype).astype(np.float64) if affine else None for _ in range(2))
+    eps = 1e-5
+    forward = _layernorm_oracle(x, 1.0 if w is None else w, 0.0 if b is None else b, eps)
+    xhat = _layernorm_oracle(x, 1.0, 0.0, eps)(x)
+    dx = np.zeros(shape)
+    for c in range(shape[1]):                                  # complex step along column c of every row
+        xs = x.astype(complex)
+        xs[:, c] += 1e-30j
+        dx[:, c] = (forward(xs) * dy).sum(axis=1).imag / 1e-30
+    with tinylm.use_backend(backend) as be:
+        args = [be.asarray(a, dtype) if a is not None else None for a in (x, w, b)]
+        y, xh, rstd = kernel.forward(*args, eps)
+        got = kernel.backward(be.asarray(dy, dtype), xh, rstd, args[1], affine)
+    _close("y", y, forward(x), dtype)
+    _close("xhat", xh, xhat, dtype)
+    _close("dx", got[0], dx, dtype)
+    if affine:
+        _close("dweight", got[1], (dy * xhat).sum(axis=0), dtype)
+        _close("dbias", got[2], dy.sum(axis=0), dtype)
+    else:
+        assert got[1] is None and got[2] is None
 
 
 # --- attention ---

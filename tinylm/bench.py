@@ -1,6 +1,6 @@
 """The benchmark harness: every registered matmul and attention kernel, validated, then timed.
 
-    python -m tinylm.bench            # full: matmul n = 512..2048, attention T = 256..2048, tiny GPT
+    python -m tinylm.bench            # full: matmul n = 512..2048, linear + GELU, attention T = 256..2048, tiny GPT
     python -m tinylm.bench --quick    # under a minute once the Numba cache is warm
 
 For each kernel of each available backend (numpy reference, numba, cupy with a GPU):
@@ -36,7 +36,7 @@ import tinylm
 from tinylm.backend import BACKEND_NAMES, BackendUnavailableError, to_numpy, use_backend
 from tinylm.backend.registry import Kernel, get_kernel, list_kernels
 
-__all__ = ["main", "bench_matmul", "bench_attention", "bench_gpt_tinylm", "bench_gpt_torch"]
+__all__ = ["main", "bench_matmul", "bench_linear_gelu", "bench_attention", "bench_gpt_tinylm", "bench_gpt_torch"]
 
 RTOL, ATOL = 1e-4, 1e-5          # float32 validation: atol is relative to max |ref|
 
@@ -157,6 +157,58 @@ def bench_matmul(backends, shapes, repeats: int, naive_max_flops: float = 3e8) -
         tt = t.get("torch.matmul", float("nan"))
         for name, sec in t.items():
             rows.append(Row(name, f"{M}x{K}x{N}", sec, flops / sec / 1e9, base / sec, tt / sec))
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# linear + GELU (the fused epilogue)
+# ----------------------------------------------------------------------------------------------
+
+def bench_linear_gelu(backends, shapes, repeats: int) -> list[Row]:
+    """Rows for every "linear_gelu" kernel, y = gelu(x W^T + b), at shapes [(N, in, out), ...], float32.
+
+    "vs np" is against the unfused NumPy path (matmul, bias add, then GELU's elementwise passes):
+    the reference kernel, measured in the same run.
+    """
+    import tinylm.ops.linear  # noqa: F401  (registers the reference kernels)
+    torch = _torch()
+    kernels = [k for k in list_kernels("linear_gelu") if k.backend in backends]
+    reference = get_kernel("linear_gelu", "numpy")
+    r = np.random.default_rng(0)
+    x64, w64, b64 = r.standard_normal((67, 45)), r.standard_normal((37, 45)), r.standard_normal(37)
+    refs = reference.forward(x64, w64, b64)                     # (y, h, s) in float64
+    good: list[Kernel] = []
+    for k in kernels:
+        with use_backend(k.backend) as be:
+            t0 = time.perf_counter()
+            got = k.forward(*(be.asarray(a, np.float32) for a in (x64, w64, b64)))
+            first = time.perf_counter() - t0
+        checks = [_validate(g, ref) for g, ref in zip(got, refs)]
+        ok, err = all(c[0] for c in checks), max(c[1] for c in checks)
+        print(f"  validate {k.key:<28} {'ok ' if ok else 'FAIL'} max err {err:.1e}   first call {first:6.2f} s")
+        if ok:
+            good.append(k)
+    rows = []
+    for N, fan_in, out in shapes:
+        flops = 2.0 * N * fan_in * out
+        x, w = r.standard_normal((N, fan_in)).astype(np.float32), r.standard_normal((out, fan_in)).astype(np.float32)
+        b = r.standard_normal(out).astype(np.float32)
+        fns, where = {}, {}
+        for k in good:
+            with use_backend(k.backend) as be:
+                args = tuple(be.asarray(a) for a in (x, w, b))
+                k.forward(*args)                                # warm-up
+                fns[k.key], where[k.key] = (lambda k=k, args=args: k.forward(*args)), k.backend
+        if torch is not None:
+            tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
+            F = torch.nn.functional
+            fns["torch gelu(linear)"], where["torch gelu(linear)"] = \
+                (lambda: F.gelu(F.linear(tx, tw, tb), approximate="tanh")), "torch"
+        t = _time_side_by_side(fns, where, repeats)
+        base = t.get("linear_gelu/numpy/v0_reference", float("nan"))
+        tt = t.get("torch gelu(linear)", float("nan"))
+        for name, sec in t.items():
+            rows.append(Row(name, f"{N}x{fan_in}->{out}", sec, flops / sec / 1e9, base / sec, tt / sec))
     return rows
 
 
@@ -348,7 +400,7 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes, few repeats (under a minute, warm cache)")
     p.add_argument("--backends", default=",".join(BACKEND_NAMES), help="comma-separated (default: all available)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per kernel (median reported)")
-    p.add_argument("--skip", default="", help="comma-separated sections to skip: matmul,attention,gpt")
+    p.add_argument("--skip", default="", help="comma-separated sections to skip: matmul,linear,attention,gpt")
     a = p.parse_args(argv)
     skip = set(filter(None, a.skip.split(",")))
     repeats = a.repeats or (3 if a.quick else 7)
@@ -366,23 +418,35 @@ def main(argv=None) -> None:
         for row in rows:
             print(row)
 
-    if "attention" not in skip:
-        Ts = [256, 1024] if a.quick else [256, 1024, 2048]
-        print("\nattention forward + backward, float32, causal (GFLOP/s counts the unmasked half)")
-        rows = bench_attention(backends, Ts, max(1, repeats // 2) if a.quick else repeats)
+    if "linear" not in skip:
+        shapes = [(2048, 128, 512)] if a.quick else [(2048, 128, 512), (8192, 256, 1024)]
+        print("\nlinear + GELU forward, float32 (N x in -> out; vs np = against the unfused NumPy matmul + bias + GELU)")
+        rows = bench_linear_gelu(backends, shapes, repeats)
         print(HEADER)
         for row in rows:
             print(row)
 
+    if "attention" not in skip:
+        Ts = [256, 1024] if a.quick else [256, 1024, 2048]
+        for causal in ((True,) if a.quick else (True, False)):
+            print(f"\nattention forward + backward, float32, {'causal (GFLOP/s counts the unmasked half)' if causal else 'no mask'}")
+            rows = bench_attention(backends, Ts, max(1, repeats // 2) if a.quick else repeats, causal=causal)
+            print(HEADER)
+            for row in rows:
+                print(row)
+
     if "gpt" not in skip:
         from tinylm.models.gpt import GPTConfig
         cfg = GPTConfig(vocab_size=65, block_size=128, n_layer=4, n_head=4, n_embd=128)
-        steps, warmup = (3, 1) if a.quick else (20, 3)
+        steps, warmup, rounds = (3, 1, 1) if a.quick else (10, 2, 3)
         print(f"\ntiny GPT training (4 layers, 4 heads, 128 wide, block 128, batch 16, AdamW, float32), "
-              f"{steps} steps after {warmup} warm-up")
-        results = [("pytorch eager", bench_gpt_torch(cfg, 16, steps, warmup))]
-        for name in backends:
-            results.append((f"tinylm {name}", bench_gpt_tinylm(cfg, 16, steps, warmup, name)))
+              f"{steps} steps after {warmup} warm-up, median of {rounds} interleaved rounds")
+        runs: dict[str, list] = {"pytorch eager": []}
+        for _ in range(rounds):                              # interleaved: every side sees the same load
+            runs["pytorch eager"].append(bench_gpt_torch(cfg, 16, steps, warmup))
+            for name in backends:
+                runs.setdefault(f"tinylm {name}", []).append(bench_gpt_tinylm(cfg, 16, steps, warmup, name))
+        results = [(name, None if None in v else float(np.median(v))) for name, v in runs.items()]
         ref = results[0][1]
         for name, tps in results:
             if tps is None:

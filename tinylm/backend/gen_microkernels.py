@@ -45,7 +45,7 @@ def _ukernel_for_dtype(ap, bp, c, accumulate):
 
 def microkernel_source(MR: int, NR: int) -> str:
     acc = [[f"c{r}_{s}" for s in range(NR)] for r in range(MR)]
-    out = [f"\n\n@njit(**_JIT)",
+    out = ["\n\n@njit(**_JIT)",
            f"def ukernel_{MR}x{NR}(ap, bp, c, accumulate):",
            f'    """c[:{MR}, :{NR}] (+)= ap^T bp for ap (kc, {MR}), bp (kc, {NR}), c ({MR}, {NR})."""',
            "    z = ap.dtype.type(0)"]

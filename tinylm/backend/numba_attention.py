@@ -40,21 +40,19 @@ regenerate the mask from a seed per tile; tinylm draws it on the host so every b
 Extra memory: O(B H T) for lse, and per running task a few tiles of scratch (v3's backward also a (T,)
 row for delta = rowsum(dO * O)); never (T, S).
 
-Numba here has no SVML, so ``math.exp`` would be a scalar libm call per score. :func:`_exp_tile`
-evaluates exp on a whole tile in a form the compiler vectorises: x = n ln2 + r with |r| <= ln2/2,
-exp(r) by its Taylor polynomial (degree 7 in float32, 12 in float64; relative error ~|x| eps),
-and 2^n written straight into the exponent bits through an integer view of the scratch row.
+Numba here has no SVML, so ``math.exp`` would be a scalar libm call per score: the kernels
+exponentiate whole tiles with the vectorisable exp of :mod:`tinylm.backend.numba_math`.
 Tests: tests/test_kernels.py (float64 oracle, odd shapes, masks), tests/test_numba_kernels.py,
 tests/test_numba_attention_v3.py (v3 with tiny blocks, block sizes, threads).
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
+from tinylm.backend.numba_math import exp_tile, scale_by_pow2
 from tinylm.backend.registry import get_kernel, register_kernel
 
 __all__ = ["FlashCache", "flash_attention_forward", "flash_attention_backward",
@@ -66,53 +64,6 @@ __all__ = ["FlashCache", "flash_attention_forward", "flash_attention_backward",
 _JIT = dict(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp", "afn"}, nogil=True)
 
 BK = 64          # keys per tile: one tile of scores, probabilities and exponent bits stays in L1
-LOG2E = 1.4426950408889634
-# r = x - k ln2 with ln 2 rounded to the working precision: relative error ~ |x| * eps / 2, so 1e-14 at
-# x = -700 in float64 and 3e-6 at x = -87 in float32, where exp(x) is far too small to matter. (A
-# two-part ln 2 would remove it, but "reassoc" lets the compiler fold the two parts back together.)
-LN2 = 0.6931471805599453
-_TAYLOR_F32 = tuple(1.0 / math.factorial(n) for n in range(7, -1, -1))    # 1/7!, ..., 1/1!, 1/0!
-_TAYLOR_F64 = tuple(1.0 / math.factorial(n) for n in range(12, -1, -1))
-
-
-# ----------------------------------------------------------------------------------------------
-# A vectorisable exp over a tile.
-# ----------------------------------------------------------------------------------------------
-
-@njit(inline="always", **_JIT)
-def _exp_tile(x, bits, n):
-    """x[:n] <- exp(x[:n]) / 2^k_j in place, bits[:n] <- the IEEE bits of 2^k_j; -inf gives exactly 0.
-
-    ``bits`` is an integer view (int32 for float32, int64 for float64) of a scratch float row
-    ``e``; :func:`_scale_by_pow2` then multiplies by ``e`` = 2^k. Two loops rather than one so that
-    each is a plain vectorisable loop.
-    """
-    t = x.dtype.type
-    f32 = x.itemsize == 4                                    # constant-folded per specialisation
-    lo = t(-87.0) if f32 else t(-708.0)                      # below this exp underflows: clamp
-    shift = 23 if f32 else 52                                # mantissa bits
-    bias = 127 if f32 else 1023                              # exponent bias
-    for j in range(n):
-        xj = max(x[j], lo)
-        k = np.floor(xj * t(LOG2E) + t(0.5))                 # x = k ln2 + r, |r| <= ln2 / 2
-        r = xj - k * t(LN2)
-        p = t(0.0)
-        if f32:
-            for c in _TAYLOR_F32:                            # Horner, degree 7: error < 2^-24
-                p = p * r + t(c)
-        else:
-            for c in _TAYLOR_F64:                            # Horner, degree 12: error < 2^-53
-                p = p * r + t(c)
-        bits[j] = (np.int64(k) + bias) << shift              # 2^k as IEEE bits
-        x[j] = p if x[j] != -np.inf else t(0.0)
-    return x
-
-
-@njit(inline="always", **_JIT)
-def _scale_by_pow2(x, e, n):
-    for j in range(n):
-        x[j] *= e[j]                                         # exp(r) * 2^k
-
 
 @njit(inline="always", **_JIT)
 def _dot(a, b):
@@ -158,8 +109,8 @@ def _rows_forward(q, k, v, pad, causal, scale, out, lse, scratch, scratch_bits):
                 alpha = np.exp(m - m_new)                     # rescales what was summed so far (0 at the start)
                 for j in range(n):
                     s[j] -= m_new
-                _exp_tile(s, bits, n)
-                _scale_by_pow2(s, e, n)                       # s[j] = p~_j = exp(s_j - m_new)
+                exp_tile(s, bits, n)
+                scale_by_pow2(s, e, n)                       # s[j] = p~_j = exp(s_j - m_new)
                 l = l * alpha
                 for d in range(D):
                     oi[d] *= alpha
@@ -201,8 +152,8 @@ def _rows_backward(q, k, v, pad, causal, scale, out, dout, lse, dq, dk, dv, scra
                 n = min(BK, hi - j0)
                 for j in range(n):                            # P_ij = exp(scale q_i.k_j - lse_i), recomputed
                     p[j] = ninf if pad[b, j0 + j] else scale * _dot(qi, kb[j0 + j]) - L
-                _exp_tile(p, bits, n)
-                _scale_by_pow2(p, e, n)
+                exp_tile(p, bits, n)
+                scale_by_pow2(p, e, n)
                 for j in range(n):
                     pj = p[j]
                     if pj == 0.0:
@@ -275,8 +226,8 @@ def _tiles_forward(q, k, v, pad, causal, scale, out, lse, scratch, scratch_bits)
                     alpha = np.exp(m[r] - m_new)
                     for j in range(n):
                         sr[j] -= m_new
-                    _exp_tile(sr, bits, n)
-                    _scale_by_pow2(sr, e, n)
+                    exp_tile(sr, bits, n)
+                    scale_by_pow2(sr, e, n)
                     l[r] *= alpha
                     for j in range(n):
                         l[r] += sr[j]
@@ -342,8 +293,8 @@ def _tiles_backward(q, k, v, pad, causal, scale, out, dout, lse, dq, dk, dv, scr
                     lim = _key_range(i0 + r, T, S, causal) - j0
                     for j in range(n):
                         pr[j] = ninf if (pad[b, j0 + j] or j >= lim or L[r] == np.inf) else scale * pr[j] - L[r]
-                    _exp_tile(pr, bits, n)
-                    _scale_by_pow2(pr, e, n)
+                    exp_tile(pr, bits, n)
+                    scale_by_pow2(pr, e, n)
                 for j in range(n):                              # dP_rj = dO_r . v_j: one load of v_j, 4 rows
                     d0, d1, d2, d3 = _dot_4(g0, g1, g2, g3, vb[j0 + j])
                     ds[j] = p[j] * (d0 - delta[0]) * scale      # scale dS_rj = scale P_rj (dP_rj - delta_r)
@@ -388,10 +339,10 @@ def _block_sizes(D):
 
 @njit(inline="always", **_JIT)
 def _exp_inplace(x, bits):
-    """x <- exp(x) in place for a flat contiguous x; ``bits``: integer scratch at least as long (see _exp_tile)."""
+    """x <- exp(x) in place for a flat contiguous x; ``bits``: integer scratch at least as long (see numba_math.exp_tile)."""
     n = x.shape[0]
-    _exp_tile(x, bits, n)
-    _scale_by_pow2(x, bits.view(x.dtype), n)
+    exp_tile(x, bits, n)
+    scale_by_pow2(x, bits.view(x.dtype), n)
 
 
 @njit(parallel=True, **_JIT)
@@ -555,7 +506,7 @@ def _scratch(n_tasks, D, dtype):
 
 
 def _bits_proto(dtype):
-    """An empty array of the integer type whose bits _exp_tile writes for ``dtype`` (the v3 kernels' scratch)."""
+    """An empty array of the integer type whose bits exp_tile writes for ``dtype`` (the v3 kernels' scratch)."""
     return np.empty(0, np.int32 if dtype == np.float32 else np.int64)
 
 

@@ -4,6 +4,7 @@
   8x32 outer-product micro-kernel (default); also the fused "linear" and "linear_gelu" kernels (v4)
 * :mod:`tinylm.backend.numba_attention`  attention: v1 row-at-a-time online softmax, v2 4-row tiles, v3 64 x 64
   blocks with BLAS gemm tile products (default); forward keeps only O and the row log-sum-exp
+* :mod:`tinylm.backend.numba_layernorm`  layernorm: v1 one pass per row, forward and backward
 
 Every kernel is compiled with ``cache=True``: the first process pays the JIT compile (see
 ``python -m tinylm.bench``, which reports it), later processes load machine code from
@@ -17,4 +18,4 @@ import os
 # Respect an explicit setting; it must be in place before the first parallel kernel starts OpenMP.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-from tinylm.backend import numba_attention, numba_matmul  # noqa: E402,F401  (they register their kernels)
+from tinylm.backend import numba_attention, numba_layernorm, numba_matmul  # noqa: E402,F401  (they register kernels)

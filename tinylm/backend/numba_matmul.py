@@ -41,7 +41,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from tinylm.backend.numba_attention import _exp_tile as exp_tile, _scale_by_pow2 as scale_by_pow2
+from tinylm.backend.numba_math import exp_tile, scale_by_pow2
 from tinylm.backend.numba_microkernels import ukernel
 from tinylm.backend.registry import register_kernel
 
@@ -457,7 +457,33 @@ def linear_gelu_blis(x2, weight, bias):
     return y[0], h[0], s[0]
 
 
+@njit(parallel=True, **_JIT_BLIS)
+def _gelu_tanh_backward(dy, h, s, dh):
+    """dh = dy (0.5 (1 + s) + 0.5 h (1 - s^2) u'(h)), u' = sqrt(2/pi) (1 + 3 0.044715 h^2); flat arrays."""
+    t = h.dtype.type
+    n = h.shape[0]
+    chunk = 4096
+    for c in prange((n + chunk - 1) // chunk):
+        lo, hi = c * chunk, min(n, c * chunk + chunk)
+        dyc, hc, sc, dhc = dy[lo:hi], h[lo:hi], s[lo:hi], dh[lo:hi]     # indexed from 0: no wrap-around code
+        for j in range(hi - lo):
+            x, sj = hc[j], sc[j]
+            du = t(GELU_SQRT_2_PI) * (t(1.0) + t(3.0 * GELU_KAPPA) * x * x)
+            dhc[j] = dyc[j] * (t(0.5) * (t(1.0) + sj) + t(0.5) * x * (t(1.0) - sj * sj) * du)
+
+
+def linear_gelu_blis_backward(dy, h, s):
+    """v4 "linear_gelu" backward: dh = dy gelu'(h) from the saved h and s = tanh(u), in one parallel pass."""
+    if h.dtype not in _BLIS_TILE:                             # float16 & co: compute in float32
+        return linear_gelu_blis_backward(*(x.astype(np.float32) for x in (dy, h, s))).astype(h.dtype)
+    dy = dy.astype(h.dtype, copy=False)                       # the gradient takes the activation's dtype
+    dh = np.empty(h.shape, h.dtype)
+    _gelu_tanh_backward(np.ascontiguousarray(dy).reshape(-1), np.ascontiguousarray(h).reshape(-1),
+                        np.ascontiguousarray(s).reshape(-1), dh.reshape(-1))
+    return dh
+
+
 register_kernel("matmul", "numba", "v3_tiled", matmul_tiled)
 register_kernel("matmul", "numba", "v4_blis", matmul_blis, default=True)
 register_kernel("linear", "numba", "v4_blis", linear_blis)
-register_kernel("linear_gelu", "numba", "v4_blis", linear_gelu_blis)
+register_kernel("linear_gelu", "numba", "v4_blis", linear_gelu_blis, linear_gelu_blis_backward)

@@ -1,8 +1,9 @@
 """The kernel registry: which function computes a hot op on which backend.
 
-Four ops are dispatched: ``"matmul"``, ``"attention"``, and the Linear layer's ``"linear"``
-(x W^T + b) and ``"linear_gelu"`` (gelu of it, returning y, h and tanh(u) for the backward),
-which a backend may fuse into one pass. Each registered :class:`Kernel` has
+Five ops are dispatched: ``"matmul"``, ``"attention"``, and the Linear layer's ``"linear"``
+(x W^T + b) and ``"linear_gelu"`` (gelu of it, returning y, h and tanh(u); its backward maps dy to
+dh = dy gelu'(h)), which a backend may fuse into one pass, and ``"layernorm"`` (forward and
+backward over rows). Each registered :class:`Kernel` has
 
 * ``op``       the op it computes,
 * ``backend``  the backend it runs on ("numpy" marks the float64-validated reference),
@@ -22,7 +23,7 @@ from typing import Callable
 __all__ = ["Kernel", "register_kernel", "get_kernel", "list_kernels", "REFERENCE_BACKEND", "OPS"]
 
 REFERENCE_BACKEND = "numpy"
-OPS = ("matmul", "attention", "linear", "linear_gelu")
+OPS = ("matmul", "attention", "linear", "linear_gelu", "layernorm")
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,12 @@
 Statistics are per row (every leading index), the variance is the biased one (divide by C), as
 in PyTorch's ``nn.LayerNorm``.
 
+The arithmetic is the registry's "layernorm" kernel: the reference kernels below (written against
+``xp``, so they run on every backend), or a backend's own (tinylm/backend/numba_layernorm.py: one
+pass per row instead of NumPy's eight passes over the whole array).
+
 Derivation: derivations/layernorm.md.  Module: tinylm.nn.normalization.LayerNorm.
-Test: tests/test_ops_layernorm.py.
+Test: tests/test_ops_layernorm.py, tests/test_kernels.py.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import NamedTuple
 
 from tinylm._checks import check_float, check_shape
 from tinylm.backend import array_module
+from tinylm.backend.registry import get_kernel, register_kernel
 
 __all__ = ["LayerNormCache", "layernorm_forward", "layernorm_backward"]
 
@@ -29,7 +34,7 @@ def layernorm_forward(x, weight=None, bias=None, eps=1e-5):
     Shapes: x (..., C), weight (C,) or None, bias (C,) or None -> y (..., C), same dtype as x.
     ``eps`` (> 0) is added to the variance for stability. Returns ``(y, cache)``.
     """
-    xp = array_module(("x", x), ("weight", weight), ("bias", bias))
+    array_module(("x", x), ("weight", weight), ("bias", bias))
     check_float("x", x)
     dims = check_shape("x", x, ("...", "C"))
     if dims["C"] == 0:
@@ -43,15 +48,10 @@ def layernorm_forward(x, weight=None, bias=None, eps=1e-5):
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
         raise ValueError(f"eps: expected a positive float, got {eps!r}")
 
-    mean = x.mean(axis=-1, keepdims=True)                    # (..., C) -> (..., 1)
-    xc = x - mean                                            # (..., C)
-    var = (xc * xc).mean(axis=-1, keepdims=True)             # (..., 1)  biased: divide by C
-    rstd = 1.0 / xp.sqrt(var + eps)                          # (..., 1)
-    xhat = xc * rstd                                         # (..., C)  mean 0, variance ~1 per row
-    y = xhat if weight is None else xhat * weight            # (..., C) * (C,)
-    if bias is not None:
-        y = y + bias                                         # (..., C) + (C,)
-    return y, LayerNormCache(xhat, rstd, weight, bias is not None)
+    C = dims["C"]
+    y, xhat, rstd = get_kernel("layernorm").forward(x.reshape(-1, C), weight, bias, float(eps))   # (N, C), N rows
+    return y.reshape(x.shape), LayerNormCache(xhat.reshape(x.shape), rstd.reshape(*x.shape[:-1], 1), weight,
+                                              bias is not None)
 
 
 def layernorm_backward(dy, cache: LayerNormCache):
@@ -64,11 +64,39 @@ def layernorm_backward(dy, cache: LayerNormCache):
     array_module(("dy", dy))
     check_shape("dy", dy, tuple(xhat.shape))
     C = xhat.shape[-1]
-    # Parameters are shared by all N = prod(...) rows, so their gradients sum over the rows.
-    dweight = None if weight is None else (dy * xhat).reshape(-1, C).sum(axis=0)  # y = xhat * w    (C,)
-    dbias = dy.reshape(-1, C).sum(axis=0) if has_bias else None                  # y = ... + b     (C,)
-    g = dy if weight is None else dy * weight                # y = xhat * w  =>  dxhat = dy * w        (..., C)
+    dx, dweight, dbias = get_kernel("layernorm").backward(dy.reshape(-1, C), xhat.reshape(-1, C), rstd.reshape(-1, 1),
+                                                          weight, has_bias)
+    return dx.reshape(xhat.shape), dweight, dbias
+
+
+# ----------------------------------------------------------------------------------------------
+# Reference kernels: rows x2 (N, C).
+# ----------------------------------------------------------------------------------------------
+
+def layernorm_reference_forward(x2, weight, bias, eps):
+    """x2 (N, C), weight/bias (C,) or None -> y (N, C), xhat (N, C), rstd (N, 1)."""
+    xp = array_module(("x", x2))
+    mean = x2.mean(axis=-1, keepdims=True)                   # (N, C) -> (N, 1)
+    xc = x2 - mean                                           # (N, C)
+    var = (xc * xc).mean(axis=-1, keepdims=True)             # (N, 1)  biased: divide by C
+    rstd = 1.0 / xp.sqrt(var + eps)                          # (N, 1)
+    xhat = xc * rstd                                         # (N, C)  mean 0, variance ~1 per row
+    y = xhat if weight is None else xhat * weight            # (N, C) * (C,)
+    if bias is not None:
+        y = y + bias                                         # (N, C) + (C,)
+    return y, xhat, rstd
+
+
+def layernorm_reference_backward(dy2, xhat, rstd, weight, has_bias):
+    """dy2, xhat (N, C), rstd (N, 1), weight (C,) or None -> dx (N, C), dweight (C,) or None, dbias (C,) or None."""
+    # Parameters are shared by all N rows, so their gradients sum over the rows.
+    dweight = None if weight is None else (dy2 * xhat).sum(axis=0)   # y = xhat * w    (C,)
+    dbias = dy2.sum(axis=0) if has_bias else None                    # y = ... + b     (C,)
+    g = dy2 if weight is None else dy2 * weight              # y = xhat * w  =>  dxhat = dy * w        (N, C)
     # xhat = (x - mean) * rstd, with mean and rstd functions of the whole row (derivation, steps 2-5):
     dx = rstd * (g - g.mean(axis=-1, keepdims=True)
-                 - xhat * (g * xhat).mean(axis=-1, keepdims=True))                     # (..., C)
+                 - xhat * (g * xhat).mean(axis=-1, keepdims=True))                     # (N, C)
     return dx, dweight, dbias
+
+
+register_kernel("layernorm", "numpy", "v0_reference", layernorm_reference_forward, layernorm_reference_backward)

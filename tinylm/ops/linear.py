@@ -40,8 +40,13 @@ def linear_gelu_reference(x2, weight, bias):
     return y, h, s
 
 
+def linear_gelu_reference_backward(dy, h, s):
+    """Reference "linear_gelu" backward: dy (N, out), h and s from the forward -> dh (N, out)."""
+    return gelu_backward(dy, GELUCache(h, s, "tanh"))
+
+
 register_kernel("linear", "numpy", "v0_reference", linear_reference)
-register_kernel("linear_gelu", "numpy", "v0_reference", linear_gelu_reference)
+register_kernel("linear_gelu", "numpy", "v0_reference", linear_gelu_reference, linear_gelu_reference_backward)
 
 
 def _check_linear_args(x, weight, bias):
@@ -126,5 +131,10 @@ def linear_gelu_backward(dy, cache: LinearGELUCache):
 
     Shapes: dy (..., out) -> dx (..., in), dweight (out, in), dbias (out,) or None.
     """
-    dh = gelu_backward(dy, cache.gelu)                       # y = gelu(h)  =>  dh = dy gelu'(h)   (..., out)
+    h, s, approximate = cache.gelu
+    if approximate == "none":
+        dh = gelu_backward(dy, cache.gelu)                   # y = gelu(h)  =>  dh = dy gelu'(h)   (..., out)
+    else:
+        check_shape("dy", dy, tuple(h.shape))
+        dh = get_kernel("linear_gelu").backward(dy, h, s)    # the same, in one pass where the backend can
     return linear_backward(dh, cache.linear)                 # h = x W^T + b

@@ -1,0 +1,48 @@
+"""The benchmark harness runs end to end on tiny sizes: every kernel validates, every row is timed.
+
+(Speed is never asserted here: ratios are for ``python -m tinylm.bench`` to print.)
+"""
+import math
+
+import pytest
+
+from tinylm import bench
+from tinylm.models.gpt import GPTConfig
+
+BACKENDS = bench._available_backends(["numpy", "numba"])     # loads (and so registers) the Numba kernels
+
+
+def _check_rows(rows, must_have):
+    names = {r.name for r in rows}
+    assert set(must_have) <= names, f"missing rows: {set(must_have) - names}"
+    for r in rows:
+        assert r.seconds > 0 and math.isfinite(r.gflops) and r.gflops > 0, r
+        assert math.isfinite(r.vs_base) and r.vs_base > 0, r
+    assert str(rows[0]).strip().startswith(rows[0].name)
+
+
+def test_bench_matmul_validates_and_times_every_kernel(capsys):
+    rows = bench.bench_matmul(BACKENDS, [(33, 17, 20)], repeats=1)
+    _check_rows(rows, ["matmul/numpy/v0_reference", "matmul/numba/v4_blis", "matmul/numba/v1_naive"])
+    out = capsys.readouterr().out
+    assert "FAIL" not in out and out.count("validate") >= 5
+
+
+def test_bench_linear_gelu(capsys):
+    rows = bench.bench_linear_gelu(BACKENDS, [(40, 16, 24)], repeats=1)
+    _check_rows(rows, ["linear_gelu/numpy/v0_reference", "linear_gelu/numba/v4_blis"])
+    assert "FAIL" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_bench_attention(causal, capsys):
+    rows = bench.bench_attention(BACKENDS, [19], repeats=1, B=1, H=2, D=8, causal=causal)
+    _check_rows(rows, ["attention/numpy/v0_reference", "attention/numba/v3_flash_blocks"])
+    assert "FAIL" not in capsys.readouterr().out
+    assert all("peak extra" in r.extra for r in rows if not r.name.startswith("torch"))
+
+
+def test_bench_gpt_tokens_per_second():
+    cfg = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    for backend in BACKENDS:
+        assert bench.bench_gpt_tinylm(cfg, batch=2, steps=1, warmup=1, backend=backend) > 0
