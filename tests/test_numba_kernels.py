@@ -235,3 +235,24 @@ def test_gpt_training_step_is_the_same_on_numpy_and_numba():
     for name in g_np:
         scale = np.abs(g_np[name]).max()
         np.testing.assert_allclose(g_nb[name], g_np[name], rtol=0, atol=1e-4 * scale, err_msg=name)
+
+
+def test_numba_backend_keeps_freed_memory_for_reuse():
+    """After the backend loads, re-allocating activation-sized arrays does not page-fault again
+    (glibc keeps freed blocks instead of unmapping them: see numba_kernels.keep_freed_memory)."""
+    resource = pytest.importorskip("resource")
+    from tinylm.backend import numba_kernels
+    if not numba_kernels.KEPT_FREED_MEMORY:
+        pytest.skip("not glibc, or MALLOC_*_THRESHOLD_ set in the environment")
+
+    def churn():
+        arrays = [np.empty((2048, 512), np.float32) for _ in range(3)]      # 3 x 4 MiB, touched
+        for a in arrays:
+            a.fill(1.0)
+
+    churn()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        churn()
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
+    assert faults < 300, f"{faults:.0f} page faults per round of 12 MiB (3072 pages if nothing is reused)"

@@ -60,10 +60,16 @@ def _timed(fn, backend: str) -> float:
 
 
 def _time_side_by_side(fns: dict, backends: dict, repeats: int) -> dict[str, float]:
-    """Median seconds of each fn, repeats interleaved so that every fn sees the same machine load."""
+    """Median seconds of each fn, repeats interleaved so that every fn sees the same machine load.
+
+    Each timed call follows an untimed call of the same fn: the thread pool of the library that ran
+    before (OpenBLAS workers keep spinning after a call; OpenMP workers sleep and wake up on a busy
+    core) would otherwise slow the first call down, which on 2 cores halved short kernels' speed.
+    """
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            fn()
             times[name].append(_timed(fn, backends[name]))
     return {name: float(np.median(t)) for name, t in times.items()}
 

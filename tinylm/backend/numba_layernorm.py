@@ -24,7 +24,8 @@ from tinylm.backend.registry import register_kernel
 __all__ = ["layernorm_rows_forward", "layernorm_rows_backward"]
 
 # "reassoc" lets the compiler vectorise the row sums; no "nnan"/"ninf", so NaN and inf propagate.
-_JIT = dict(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True)
+# error_model="numpy": divisions follow IEEE (no ZeroDivisionError branch in the loops).
+_JIT = dict(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True, error_model="numpy")
 ROWS = 64        # rows per parallel chunk (and per partial sum of dweight, dbias)
 
 

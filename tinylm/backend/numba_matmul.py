@@ -50,7 +50,9 @@ __all__ = ["matmul_naive", "matmul_dot", "matmul_tiled"]
 _JIT = dict(cache=True, fastmath=True, nogil=True)
 # v4's micro-kernel is inlined into its caller and compiled with the caller's flags: "contract" (FMA)
 # but not "reassoc", which would let the loop vectoriser turn the depth loop into 256 reductions.
-_JIT_BLIS = dict(cache=True, fastmath={"contract"}, nogil=True)
+# error_model="numpy": a float division gives inf/nan instead of a Python ZeroDivisionError; the
+# check for that error is a branch per division, and it kept the GELU epilogue's loop scalar (16x).
+_JIT_BLIS = dict(cache=True, fastmath={"contract"}, nogil=True, error_model="numpy")
 
 MR, NR = 6, 4  # register tile: rows of a x rows of b^T (24 accumulators + 10 loads fit 32 registers)
 MB = 240     # rows of a per parallel task (fewer when that leaves too few tasks): b^T is streamed
@@ -286,27 +288,26 @@ def _pack_panels(x, R):
 
 
 @njit(inline="always", **_JIT_BLIS)
-def _gelu_tanh_rows(h, s, y, e, bits):
-    """y = 0.5 h (1 + s) with s = tanh(u), u = sqrt(2/pi) (h + 0.044715 h^3), over rows of h (R, n).
+def _gelu_tanh_row(h, s, y, e, bits):
+    """y = 0.5 h (1 + s) with s = tanh(u), u = sqrt(2/pi) (h + 0.044715 h^3), over one contiguous row h (n,).
 
     tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2 |u|) in (0, 1]: never overflows. The exp
     is the vectorisable one of numba_math.py (Numba has no SVML here: math.tanh is a libm call).
+    Every array is a 1-D slice of a C-contiguous row, indexed from 0: the loops vectorise.
     """
     t = h.dtype.type
-    n = h.shape[1]
-    for r in range(h.shape[0]):
-        hr, sr, yr = h[r], s[r], y[r]
-        for j in range(n):
-            x = hr[j]
-            sr[j] = t(-2.0 * GELU_SQRT_2_PI) * abs(x + t(GELU_KAPPA) * x * x * x)     # -2|u|
-        exp_tile(sr, bits, n)
-        scale_by_pow2(sr, e, n)                                                      # e = exp(-2|u|)
-        for j in range(n):
-            x = hr[j]
-            th = (t(1.0) - sr[j]) / (t(1.0) + sr[j])
-            th = th if x >= 0 else -th                        # u has the sign of h
-            sr[j] = th
-            yr[j] = t(0.5) * x * (t(1.0) + th)
+    n = h.shape[0]
+    for j in range(n):
+        x = h[j]
+        s[j] = t(-2.0 * GELU_SQRT_2_PI) * abs(x + t(GELU_KAPPA) * x * x * x)          # -2|u|
+    exp_tile(s, bits, n)
+    scale_by_pow2(s, e, n)                                                           # e = exp(-2|u|)
+    for j in range(n):
+        x = h[j]
+        th = (t(1.0) - s[j]) / (t(1.0) + s[j])
+        th = th if x >= 0 else -th                            # u has the sign of h
+        s[j] = th
+        y[j] = t(0.5) * x * (t(1.0) + th)
 
 
 @njit(parallel=True, **_JIT_BLIS)
@@ -335,17 +336,16 @@ def _matmul_blis(ap, bp, c, mc, nc, bias, gelu, s, y, scratch, scratch_bits):
                             p0 > 0)
         if bias.shape[0] == 0 and not gelu:
             continue
-        rows = cn[i0 * MR_:i1 * MR_, j0 * NR_:j1 * NR_]      # the block just computed, still in L2
-        if bias.shape[0] != 0:
-            bj = bias[j0 * NR_:j1 * NR_]
-            for r in range(rows.shape[0]):
-                rr = rows[r]
-                for j in range(rr.shape[0]):
-                    rr[j] += bj[j]
-        if gelu:
-            _gelu_tanh_rows(rows, s[n, i0 * MR_:i1 * MR_, j0 * NR_:j1 * NR_],
-                            y[n, i0 * MR_:i1 * MR_, j0 * NR_:j1 * NR_],
-                            scratch[task], scratch_bits[task])
+        c0, c1 = j0 * NR_, j1 * NR_                            # epilogue on the block just computed (in L2)
+        for i in range(i0 * MR_, i1 * MR_):
+            hr = cn[i][c0:c1]                                  # 1-D slices of C-contiguous rows: unit stride
+            if bias.shape[0] != 0:
+                bj = bias[c0:c1]
+                for j in range(c1 - c0):
+                    hr[j] += bj[j]                             # h = x W^T + b
+            if gelu:
+                _gelu_tanh_row(hr, s[n, i][c0:c1], y[n, i][c0:c1], scratch[task][:c1 - c0],
+                               scratch_bits[task][:c1 - c0])
 
 
 _BLIS_TILE = {np.dtype(np.float32): (8, 32), np.dtype(np.float64): (8, 16)}     # (MR, NR) of ukernel
