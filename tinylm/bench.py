@@ -81,6 +81,23 @@ def _validate(got, ref) -> tuple[bool, float]:
     return bool(np.all(err <= bound)), float(err.max())
 
 
+def _validated(kernels, run, refs) -> list[Kernel]:
+    """The kernels whose outputs ``run(kernel, backend)`` match ``refs`` (float64), printing each verdict
+    and the first call's time (a JIT compile, or a load from Numba's cache)."""
+    good = []
+    for k in kernels:
+        with use_backend(k.backend) as be:
+            t0 = time.perf_counter()
+            outs = run(k, be)
+            first = time.perf_counter() - t0
+        checks = [_validate(g, ref) for g, ref in zip(outs, refs)]
+        ok, err = all(c[0] for c in checks), max(c[1] for c in checks)
+        print(f"  validate {k.key:<28} {'ok ' if ok else 'FAIL'} max err {err:.1e}   first call {first:6.2f} s")
+        if ok:
+            good.append(k)
+    return good
+
+
 def _torch():
     try:
         import torch
@@ -131,16 +148,8 @@ def bench_matmul(backends, shapes, repeats: int, naive_max_flops: float = 3e8) -
     r = np.random.default_rng(0)
     a64, b64 = r.standard_normal((67, 45)), r.standard_normal((45, 37))
     ref = a64 @ b64
-    good: list[Kernel] = []
-    for k in kernels:                                       # 1. validate (and pay the JIT: timed apart)
-        with use_backend(k.backend) as be:
-            t0 = time.perf_counter()
-            got = k.forward(be.asarray(a64, np.float32), be.asarray(b64, np.float32))
-            first = time.perf_counter() - t0
-        ok, err = _validate(got, ref)
-        print(f"  validate {k.key:<28} {'ok ' if ok else 'FAIL'} max err {err:.1e}   first call {first:6.2f} s")
-        if ok:
-            good.append(k)
+    good = _validated(kernels, lambda k, be: [k.forward(be.asarray(a64, np.float32), be.asarray(b64, np.float32))],
+                      [ref])                                # 1. validate (and pay the JIT: timed apart)
     rows = []
     for M, K, N in shapes:
         flops = 2.0 * M * K * N
@@ -183,17 +192,7 @@ def bench_linear_gelu(backends, shapes, repeats: int) -> list[Row]:
     r = np.random.default_rng(0)
     x64, w64, b64 = r.standard_normal((67, 45)), r.standard_normal((37, 45)), r.standard_normal(37)
     refs = reference.forward(x64, w64, b64)                     # (y, h, s) in float64
-    good: list[Kernel] = []
-    for k in kernels:
-        with use_backend(k.backend) as be:
-            t0 = time.perf_counter()
-            got = k.forward(*(be.asarray(a, np.float32) for a in (x64, w64, b64)))
-            first = time.perf_counter() - t0
-        checks = [_validate(g, ref) for g, ref in zip(got, refs)]
-        ok, err = all(c[0] for c in checks), max(c[1] for c in checks)
-        print(f"  validate {k.key:<28} {'ok ' if ok else 'FAIL'} max err {err:.1e}   first call {first:6.2f} s")
-        if ok:
-            good.append(k)
+    good = _validated(kernels, lambda k, be: k.forward(*(be.asarray(a, np.float32) for a in (x64, w64, b64))), refs)
     rows = []
     for N, fan_in, out in shapes:
         flops = 2.0 * N * fan_in * out
@@ -239,7 +238,7 @@ def _peak_extra_bytes(fn) -> int:
 
 
 def bench_attention(backends, Ts, repeats: int, B=4, H=4, D=64, causal=True) -> list[Row]:
-    """Rows for every attention kernel: forward + backward at (B, H, T, D), float32, causal."""
+    """Rows for every attention kernel: forward + backward at (B, H, T, D), float32, causal or not."""
     torch = _torch()
     kernels = [k for k in list_kernels("attention") if k.backend in backends]
     reference = get_kernel("attention", "numpy")
@@ -250,19 +249,12 @@ def bench_attention(backends, Ts, repeats: int, B=4, H=4, D=64, causal=True) -> 
     kw = dict(causal=True, key_padding_mask=pad, scale=0.2, dropout_mask=None)
     o_ref, c_ref = reference.forward(q64, k64, v64, **kw)
     refs = (o_ref, *reference.backward(do64, c_ref))
-    good: list[Kernel] = []
-    for k in kernels:
-        with use_backend(k.backend) as be:
-            dev = [be.asarray(x, np.float32) for x in (q64, k64, v64, do64)]
-            t0 = time.perf_counter()
-            out, cache = k.forward(*dev[:3], **{**kw, "key_padding_mask": be.asarray(pad)})
-            grads = k.backward(dev[3], cache)
-            first = time.perf_counter() - t0
-        checks = [_validate(g, ref) for g, ref in zip((out, *grads), refs)]
-        ok, err = all(c[0] for c in checks), max(c[1] for c in checks)
-        print(f"  validate {k.key:<28} {'ok ' if ok else 'FAIL'} max err {err:.1e}   first call {first:6.2f} s")
-        if ok:
-            good.append(k)
+
+    def run(k, be):
+        dev = [be.asarray(x, np.float32) for x in (q64, k64, v64, do64)]
+        out, cache = k.forward(*dev[:3], **{**kw, "key_padding_mask": be.asarray(pad)})
+        return (out, *k.backward(dev[3], cache))
+    good = _validated(kernels, run, refs)
     rows = []
     for T in Ts:
         flops = _attention_flops(B, H, T, D, causal)

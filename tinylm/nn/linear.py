@@ -36,7 +36,10 @@ class Linear(Module):
         return y
 
     def backward(self, dy):
-        dx, dweight, dbias = linear_backward(dy, self._need_cache(self._cache))
+        return self._accumulate(*linear_backward(dy, self._need_cache(self._cache)))
+
+    def _accumulate(self, dx, dweight, dbias):
+        """Add the parameter gradients (``Parameter.accumulate``: +=) and pass dx on."""
         self.weight.accumulate(dweight)
         if self.bias is not None:
             self.bias.accumulate(dbias)
@@ -68,11 +71,7 @@ class LinearGELU(Linear):
         return y
 
     def backward(self, dy):
-        dx, dweight, dbias = linear_gelu_backward(dy, self._need_cache(self._cache))
-        self.weight.accumulate(dweight)
-        if self.bias is not None:
-            self.bias.accumulate(dbias)
-        return dx
+        return self._accumulate(*linear_gelu_backward(dy, self._need_cache(self._cache)))
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, approximate={self.approximate!r}"
