@@ -81,20 +81,41 @@ def _validate(got, ref) -> tuple[bool, float]:
     return bool(np.all(err <= bound)), float(err.max())
 
 
-def _validated(kernels, run, refs) -> list[Kernel]:
-    """The kernels whose outputs ``run(kernel, backend)`` match ``refs`` (float64), printing each verdict
+@dataclass(frozen=True)
+class _Run:
+    """A kernel and the backend it runs on (a reference kernel also runs on the GPU)."""
+    kernel: Kernel
+    backend: str
+
+    @property
+    def name(self) -> str:
+        return self.kernel.key if self.backend == self.kernel.backend else f"{self.kernel.key}@{self.backend}"
+
+
+def _runs(op: str, backends) -> list[_Run]:
+    """Each kernel of ``op`` on its own backend; with the GPU, the reference kernels there too: on CuPy
+    they are ``cupy.matmul`` (cuBLAS) and the xp-written attention, the baselines for the CUDA kernels."""
+    runs = [_Run(k, k.backend) for k in list_kernels(op) if k.backend in backends]
+    if "cupy" in backends:
+        runs += [_Run(k, "cupy") for k in list_kernels(op) if k.backend == "numpy"]
+    return runs
+
+
+def _validated(runs: list[_Run], run, refs) -> list[_Run]:
+    """The runs whose outputs ``run(kernel, backend)`` match ``refs`` (float64), printing each verdict
     and the first call's time (a JIT compile, or a load from Numba's cache)."""
     good = []
-    for k in kernels:
-        with use_backend(k.backend) as be:
+    for r in runs:
+        with use_backend(r.backend) as be:
             t0 = time.perf_counter()
-            outs = run(k, be)
+            outs = run(r.kernel, be)
+            _sync(r.backend)
             first = time.perf_counter() - t0
         checks = [_validate(g, ref) for g, ref in zip(outs, refs)]
         ok, err = all(c[0] for c in checks), max(c[1] for c in checks)
-        print(f"  validate {k.key:<28} {'ok ' if ok else 'FAIL'} max err {err:.1e}   first call {first:6.2f} s")
+        print(f"  validate {r.name:<28} {'ok ' if ok else 'FAIL'} max err {err:.1e}   first call {first:6.2f} s")
         if ok:
-            good.append(k)
+            good.append(r)
     return good
 
 
@@ -144,7 +165,7 @@ HEADER = (f"  {'kernel':<32} {'shape':<18} {'median':>13} {'GFLOP/s':>8} {'vs np
 def bench_matmul(backends, shapes, repeats: int, naive_max_flops: float = 3e8) -> list[Row]:
     """Rows for every matmul kernel on ``backends`` at ``shapes`` [(M, K, N), ...], float32."""
     torch = _torch()
-    kernels = [k for k in list_kernels("matmul") if k.backend in backends]
+    kernels = _runs("matmul", backends)
     r = np.random.default_rng(0)
     a64, b64 = r.standard_normal((67, 45)), r.standard_normal((45, 37))
     ref = a64 @ b64
@@ -155,20 +176,21 @@ def bench_matmul(backends, shapes, repeats: int, naive_max_flops: float = 3e8) -
         flops = 2.0 * M * K * N
         a, b = r.standard_normal((M, K)).astype(np.float32), r.standard_normal((K, N)).astype(np.float32)
         fns, where = {}, {}
-        for k in good:
+        for run in good:
+            k = run.kernel
             if "naive" in k.version and flops > naive_max_flops:
                 continue                                    # the teaching loop would take minutes
-            with use_backend(k.backend) as be:
+            with use_backend(run.backend) as be:
                 ad, bd = be.asarray(a), be.asarray(b)
                 k.forward(ad, bd)                           # warm-up
-                fns[k.key] = (lambda k=k, ad=ad, bd=bd: k.forward(ad, bd))
-                where[k.key] = k.backend
+                fns[run.name] = (lambda k=k, ad=ad, bd=bd: k.forward(ad, bd))
+                where[run.name] = run.backend
         if torch is not None:
             ta, tb = torch.from_numpy(a), torch.from_numpy(b)
             torch.matmul(ta, tb)
             fns["torch.matmul"], where["torch.matmul"] = (lambda: torch.matmul(ta, tb)), "torch"
         t = _time_side_by_side(fns, where, repeats)
-        base = t.get("matmul/numpy/v0_reference", float("nan"))
+        base = t.get("matmul/numpy/v0_reference", t.get("matmul/numpy/v0_reference@cupy", float("nan")))
         tt = t.get("torch.matmul", float("nan"))
         for name, sec in t.items():
             rows.append(Row(name, f"{M}x{K}x{N}", sec, flops / sec / 1e9, base / sec, tt / sec))
@@ -187,7 +209,7 @@ def bench_linear_gelu(backends, shapes, repeats: int) -> list[Row]:
     """
     import tinylm.ops.linear  # noqa: F401  (registers the reference kernels)
     torch = _torch()
-    kernels = [k for k in list_kernels("linear_gelu") if k.backend in backends]
+    kernels = _runs("linear_gelu", backends)
     reference = get_kernel("linear_gelu", "numpy")
     r = np.random.default_rng(0)
     x64, w64, b64 = r.standard_normal((67, 45)), r.standard_normal((37, 45)), r.standard_normal(37)
@@ -199,18 +221,18 @@ def bench_linear_gelu(backends, shapes, repeats: int) -> list[Row]:
         x, w = r.standard_normal((N, fan_in)).astype(np.float32), r.standard_normal((out, fan_in)).astype(np.float32)
         b = r.standard_normal(out).astype(np.float32)
         fns, where = {}, {}
-        for k in good:
-            with use_backend(k.backend) as be:
+        for run in good:
+            with use_backend(run.backend) as be:
                 args = tuple(be.asarray(a) for a in (x, w, b))
-                k.forward(*args)                                # warm-up
-                fns[k.key], where[k.key] = (lambda k=k, args=args: k.forward(*args)), k.backend
+                run.kernel.forward(*args)                       # warm-up
+                fns[run.name], where[run.name] = (lambda k=run.kernel, args=args: k.forward(*args)), run.backend
         if torch is not None:
             tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
             F = torch.nn.functional
             fns["torch gelu(linear)"], where["torch gelu(linear)"] = \
                 (lambda: F.gelu(F.linear(tx, tw, tb), approximate="tanh")), "torch"
         t = _time_side_by_side(fns, where, repeats)
-        base = t.get("linear_gelu/numpy/v0_reference", float("nan"))
+        base = t.get("linear_gelu/numpy/v0_reference", t.get("linear_gelu/numpy/v0_reference@cupy", float("nan")))
         tt = t.get("torch gelu(linear)", float("nan"))
         for name, sec in t.items():
             rows.append(Row(name, f"{N}x{fan_in}->{out}", sec, flops / sec / 1e9, base / sec, tt / sec))
@@ -240,7 +262,7 @@ def _peak_extra_bytes(fn) -> int:
 def bench_attention(backends, Ts, repeats: int, B=4, H=4, D=64, causal=True) -> list[Row]:
     """Rows for every attention kernel: forward + backward at (B, H, T, D), float32, causal or not."""
     torch = _torch()
-    kernels = [k for k in list_kernels("attention") if k.backend in backends]
+    kernels = _runs("attention", backends)
     reference = get_kernel("attention", "numpy")
     r = np.random.default_rng(0)
     # 1. validate at an awkward shape (T = 37, S = 45, key padding, causal) against float64 reference
@@ -261,8 +283,9 @@ def bench_attention(backends, Ts, repeats: int, B=4, H=4, D=64, causal=True) -> 
         q, k_, v, do = (r.standard_normal((B, H, T, D)).astype(np.float32) for _ in range(4))
         scale = 1 / math.sqrt(D)
         fns, where, mem = {}, {}, {}
-        for kern in good:
-            with use_backend(kern.backend) as be:
+        for run in good:
+            kern = run.kernel
+            with use_backend(run.backend) as be:
                 dev = [be.asarray(x) for x in (q, k_, v, do)]
 
                 def step(kern=kern, dev=dev):
@@ -270,9 +293,9 @@ def bench_attention(backends, Ts, repeats: int, B=4, H=4, D=64, causal=True) -> 
                                               dropout_mask=None)
                     return kern.backward(dev[3], cache)
                 step()                                              # warm-up
-                if kern.backend != "cupy":
-                    mem[kern.key] = _peak_extra_bytes(step)
-                fns[kern.key], where[kern.key] = step, kern.backend
+                if run.backend != "cupy":
+                    mem[run.name] = _peak_extra_bytes(step)
+                fns[run.name], where[run.name] = step, run.backend
         if torch is not None:
             tq, tk, tv = (torch.from_numpy(x).requires_grad_() for x in (q, k_, v))
             tdo = torch.from_numpy(do)
@@ -282,7 +305,7 @@ def bench_attention(backends, Ts, repeats: int, B=4, H=4, D=64, causal=True) -> 
             torch_step()
             fns["torch SDPA"], where["torch SDPA"] = torch_step, "torch"
         t = _time_side_by_side(fns, where, repeats)
-        base = t.get("attention/numpy/v0_reference", float("nan"))
+        base = t.get("attention/numpy/v0_reference", t.get("attention/numpy/v0_reference@cupy", float("nan")))
         tt = t.get("torch SDPA", float("nan"))
         for name, sec in t.items():
             extra = f"peak extra {mem[name] / 2**20:7.1f} MiB" if name in mem else ""

@@ -1,0 +1,38 @@
+"""examples/gpu_check.py, the prepared GPU script: its parts run here on the Numba backend, and
+without a GPU it stops at once with a clear message."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+import tinylm
+from tinylm.backend import BackendUnavailableError
+
+PATH = Path(__file__).resolve().parents[1] / "examples" / "gpu_check.py"
+spec = importlib.util.spec_from_file_location("gpu_check", PATH)
+gpu_check = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gpu_check)
+
+
+def _has_gpu() -> bool:
+    try:
+        with tinylm.use_backend("cupy"):
+            return True
+    except BackendUnavailableError:
+        return False
+
+
+@pytest.mark.skipif(_has_gpu(), reason="a GPU is present: the script would run in full")
+def test_without_a_gpu_it_says_why_and_exits_2(capsys):
+    assert gpu_check.main([]) == 2
+    assert "the cupy backend cannot run here" in capsys.readouterr().out
+
+
+def test_training_step_check_passes_on_a_matching_backend(capsys):
+    assert gpu_check.check_training_step_matches_numpy("numba")
+    assert "ok" in capsys.readouterr().out
+
+
+def test_training_part_runs_train_gpt(tmp_path, capsys):
+    assert gpu_check.train_small_gpt(2, "numpy", out=tmp_path / "run")
+    assert "exit 0" in capsys.readouterr().out
