@@ -88,15 +88,12 @@ def test_blis_micro_kernel_is_vectorised():
 
     from numba import njit
 
-    from tinylm.backend.numba_microkernels import ukernel
+    from tinylm.backend.numba_microkernels import ukernel_8x32
 
-    @njit(fastmath={"contract"})
-    def one_tile(ap, bp, c):
-        ukernel(ap, bp, c, False)
-
+    fresh = njit(fastmath={"contract"}, error_model="numpy")(ukernel_8x32.py_func)   # not from the cache
     with nm._slp_vectorize():
-        one_tile(np.ones((4, 8), np.float32), np.ones((4, 32), np.float32), np.zeros((8, 32), np.float32))
-    asm = one_tile.inspect_asm(one_tile.signatures[0])
+        fresh(np.ones((4, 8), np.float32), np.ones((4, 32), np.float32), np.zeros((8, 32), np.float32), False)
+    asm = fresh.inspect_asm(fresh.signatures[0])
     if not re.search(r"\bzmm\d", asm):
         pytest.skip("this CPU has no AVX-512: the micro-kernel is vectorised for narrower registers")
     packed = len(re.findall(r"vfmadd\w*ps\s+[^\n]*zmm", asm))
@@ -109,7 +106,7 @@ def test_numba_backend_dispatches_matmul_and_attention():
         assert get_kernel("matmul").key == "matmul/numba/v4_blis"
         assert get_kernel("linear").key == "linear/numba/v4_blis"
         assert get_kernel("linear_gelu").key == "linear_gelu/numba/v4_blis"
-        assert get_kernel("attention").key == "attention/numba/v3_flash_blocks"
+        assert get_kernel("attention").key == "attention/numba/v4_flash_ukernel"
         a = np.arange(12.0, dtype=np.float32).reshape(3, 4)
         np.testing.assert_allclose(matmul(a, a.T), a @ a.T, rtol=1e-6)
         with pytest.raises(ValueError, match="inner sizes differ"):      # the op still validates
@@ -120,7 +117,8 @@ def test_numba_backend_dispatches_matmul_and_attention():
 
 ATTENTION = [("v1_flash_rows", na.flash_rows_forward, na.flash_rows_backward),
              ("v2_flash_tiles", na.flash_attention_forward, na.flash_attention_backward),
-             ("v3_flash_blocks", na.flash_blocks_forward, na.flash_blocks_backward)]
+             ("v3_flash_blocks", na.flash_blocks_forward, na.flash_blocks_backward),
+             ("v4_flash_ukernel", na.flash_ukernel_forward, na.flash_ukernel_backward)]
 
 
 def _reference(q, k, v, dout, **kw):

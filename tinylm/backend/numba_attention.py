@@ -12,7 +12,7 @@ Versions (all stay registered: ``get_kernel("attention", "numba", "v1_flash_rows
                  loaded from memory serves 4 queries (``_dot_4``: four dot products in four scalar
                  accumulators, see numba_matmul.py's v3 for why scalars), and the 4 output rows,
                  dK and dV rows are updated together. About 1.4x v1 forward and 1.6x backward.
-  v3_flash_blocks (default) FlashAttention-2 blocking proper: 64 query rows against 64 keys, so
+  v3_flash_blocks FlashAttention-2 blocking proper: 64 query rows against 64 keys, so
                  the tile products (forward S = Q K^T and P V; backward S again, dP = dO V^T,
                  dV += P^T dO, dK += dS^T Q, dQ += dS K) are small matrix products, written as
                  ``np.dot`` on contiguous 2-D tiles, which Numba lowers to a BLAS gemm call. On a
@@ -31,6 +31,24 @@ Versions (all stay registered: ``get_kernel("attention", "numba", "v1_flash_rows
                  2.4x), T = 1024 1.55x (2.1x), T = 2048 1.54x (1.8x); 2.5-3.7x v2. Caveat: with
                  OPENBLAS_CORETYPE=Haswell OpenBLAS uses its AVX2 kernels (~90 GFLOP/s on these tiles)
                  and v3 drops to ~0.8x PyTorch at T = 2048 (still ~2x v2).
+  v4_flash_ukernel (default) v3's blocking with the five tile products on tinylm's own BLIS
+                 micro-kernel (numba_microkernels.py: an 8 x NR register tile, NR = 32 float32 / 16
+                 float64, over packed panels), so no BLAS call, no dependence on OpenBLAS's core type
+                 and no tile-size cap for its threads. Each product is arranged so that its right
+                 operand (read NR values per depth step) is a packed panel or a whole score tile:
+                 the forward packs K once per call (8-key panels) and each task's NR queries as a
+                 Q^T panel, holds S^T (keys x queries) as v3 does, and accumulates the output
+                 transposed, O^T += V^T P^T, so P^T's rows serve as the panel; the backward (per
+                 (b, h)) uses key blocks of exactly NR keys, so the (bq, NR) tiles P and dS are
+                 themselves panels for dV^T += dO^T P and dK^T += Q^T dS, and packs Q, dO (8-row
+                 panels) and K (along D) once per task. D is zero-padded to a multiple of 8.
+                 Forward + backward, float32, B = H = 4, D = 64, 2 threads, against PyTorch 2.14
+                 SDPA in one run (python -m tinylm.bench): causal 4.4x / 1.6x / 1.4x at T = 256 /
+                 1024 / 2048, unmasked 2.0x / 1.2x / 1.2x, in either OPENBLAS_CORETYPE setting (v3:
+                 1.4x unmasked with OpenBLAS's best kernels, 0.7x with OPENBLAS_CORETYPE=Haswell).
+                 The micro-kernel is called, not inlined: inlined into each of the dozen call sites
+                 it ran ~1.2x faster but took 4 minutes to compile; called, the first call compiles
+                 in ~50 s (float32), then the cache.
 
 Derivation of the online softmax, the tiled backward and v3's blocked form: derivations/flash_attention.md.
 Calling convention, masks and fully-masked rows: tinylm/ops/attention.py (a row that sees no key
@@ -43,7 +61,8 @@ row for delta = rowsum(dO * O)); never (T, S).
 Numba here has no SVML, so ``math.exp`` would be a scalar libm call per score: the kernels
 exponentiate whole tiles with the vectorisable exp of :mod:`tinylm.backend.numba_math`.
 Tests: tests/test_kernels.py (float64 oracle, odd shapes, masks), tests/test_numba_kernels.py,
-tests/test_numba_attention_v3.py (v3 with tiny blocks, block sizes, threads).
+tests/test_numba_attention_v3.py (v3 with tiny blocks, block sizes, threads),
+tests/test_numba_attention_v4.py (v4 with small blocks, odd D, threads).
 """
 from __future__ import annotations
 
@@ -53,10 +72,13 @@ import numpy as np
 from numba import njit, prange
 
 from tinylm.backend.numba_math import exp_tile, scale_by_pow2
+from tinylm.backend.numba_matmul import _JIT_BLIS, _slp_vectorize
+from tinylm.backend.numba_microkernels import ukernel
 from tinylm.backend.registry import get_kernel, register_kernel
 
 __all__ = ["FlashCache", "flash_attention_forward", "flash_attention_backward",
-           "flash_rows_forward", "flash_rows_backward", "flash_blocks_forward", "flash_blocks_backward"]
+           "flash_rows_forward", "flash_rows_backward", "flash_blocks_forward", "flash_blocks_backward",
+           "flash_ukernel_forward", "flash_ukernel_backward"]
 
 # fastmath without "ninf"/"nnan": the kernels test for -inf (masked scores, empty rows) and +inf (the
 # lse of a row that saw no key), and with those flags the compiler may assume such tests are false.
@@ -483,12 +505,288 @@ def _blocks_backward(q, k, v, pad, causal, scale, out, dout, lse, dq, dk, dv, bq
 
 
 # ----------------------------------------------------------------------------------------------
+# v4: v3's blocking, the tile products on tinylm's BLIS micro-kernel over packed panels (no BLAS).
+# ----------------------------------------------------------------------------------------------
+# ukernel(ap, bp, c, accumulate): c[:8, :NR] (+)= ap^T bp, ap (depth, 8) read a scalar at a time (a
+# strided view works), bp (depth, NR) with C-contiguous rows (vector loads). NR = 32 (float32), 16
+# (float64). Every product below is arranged so that its bp is a packed panel or a whole score tile.
+
+BK4 = 64     # forward: keys per block (queries per task: one panel of NR)
+BQ4 = 64     # backward: query rows per block (keys per block: one panel of NR)
+
+
+@njit(inline="always", **_JIT_BLIS)
+def _pack_rows_as_a(x, out):
+    """out[g, p, r] = x[8 g + r, p] (0 past the last row): x (R, D) as micro-kernel A panels (ceil(R/8), D, 8)."""
+    R = x.shape[0]
+    for g in range(out.shape[0]):
+        og = out[g]
+        for r in range(8):
+            i = 8 * g + r
+            if i < R:
+                xi = x[i]
+                for p in range(x.shape[1]):
+                    og[p, r] = xi[p]
+            else:
+                for p in range(x.shape[1]):
+                    og[p, r] = 0
+
+
+@njit(inline="always", **_JIT_BLIS)
+def _pack_rows_as_bt(x, i0, n, out):
+    """out[p, c] = x[i0 + c, p] for c < n, else 0: rows i0..i0+n-1 of x (R, D) as one B panel (D, NR) of x^T."""
+    for p in range(out.shape[0]):
+        op = out[p]
+        for c in range(n):
+            op[c] = x[i0 + c, p]
+        for c in range(n, out.shape[1]):
+            op[c] = 0
+
+
+@njit(inline="always", **_JIT_BLIS)
+def _pack_cols_as_b(x, out):
+    """out[dp, i, c] = x[i, dp NR + c] (0 outside x): x (R, D) as B panels (ceil(D/NR), rows, NR)."""
+    R, D = x.shape
+    nr = out.shape[2]
+    for dp in range(out.shape[0]):
+        w = min(nr, D - dp * nr)
+        o = out[dp]
+        for i in range(out.shape[1]):
+            oi = o[i]
+            if i < R:
+                xi = x[i, dp * nr:dp * nr + w]
+                for c in range(w):
+                    oi[c] = xi[c]
+                for c in range(w, nr):
+                    oi[c] = 0
+            else:
+                oi[:] = 0
+
+
+@njit(parallel=True, **_JIT_BLIS)
+def _pack_heads_as_a(x, out):
+    """out[b, h] = A panels of x[b, h] for every head, in parallel (v4's forward packs K once per call)."""
+    B, H = x.shape[0], x.shape[1]
+    for task in prange(B * H):
+        b, h = divmod(np.int64(task), H)
+        _pack_rows_as_a(x[b, h], out[b, h])
+
+
+@njit(parallel=True, **_JIT_BLIS)
+def _ukernel_forward(q, k, v, kap, pad, causal, scale, out, lse, nr, bk, bits_proto):
+    """One task per (b, h, block of NR queries); the score tile is S^T (keys x queries), as in v3.
+
+    S^T = K Q^T: ap = 8 keys of K (the packed ``kap`` panel, depth D), bp = the block's Q^T panel.
+    O^T += V^T P^T: ap = 8 columns of V (a strided view, depth = keys), bp = the P^T tile itself,
+    whose rows (one key, NR queries) are contiguous. The output is accumulated transposed, (D, NR),
+    so the online softmax's rescaling by alpha (one factor per query) is a vector update along a row.
+    D is a multiple of 8 and bk of 8 (the caller pads D).
+    """
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    ninf = -np.inf
+    n_qblk = (T + nr - 1) // nr
+    for task in prange(B * H * n_qblk):
+        bh, blk = divmod(np.int64(task), n_qblk)
+        b, h = divmod(bh, H)
+        i0 = blk * nr
+        nq = min(nr, T - i0)
+        vb = v[b, h]
+        qt = np.empty((D, nr), q.dtype)
+        _pack_rows_as_bt(q[b, h], i0, nq, qt)                   # (D, NR): the block's queries as columns
+        st_buf = np.empty(bk * nr, q.dtype)
+        bits = np.empty(bk * nr, bits_proto.dtype)
+        acc = np.zeros((D, nr), q.dtype)                        # o~^T: the unnormalised output, transposed
+        m = np.full(nr, ninf, q.dtype)                          # running max of each query's scores
+        l = np.zeros(nr, q.dtype)                               # running sum of exp(s - m)
+        m_new = np.empty(nr, q.dtype)
+        alpha = np.empty(nr, q.dtype)
+        shift = np.empty(nr, q.dtype)
+        hi = _key_range(i0 + nq - 1, T, S, causal)
+        for j0 in range(0, hi, bk):
+            nk = min(bk, hi - j0)
+            n8 = (nk + 7) // 8
+            st = st_buf[:8 * n8 * nr].reshape(8 * n8, nr)
+            for g in range(n8):                                 # S^T = K Q^T   (nk,D) @ (D,NR), 8 keys a call
+                ukernel(kap[b, h, j0 // 8 + g], qt, st[8 * g:8 * g + 8], False)
+            m_new[:] = m
+            for j in range(nk):                                 # scale, mask, and the new running max
+                row = st[j]
+                if pad[b, j0 + j]:
+                    row[:] = ninf
+                    continue
+                r0 = max(0, j0 + j - (S - T) - i0) if causal else 0   # first query of the block that sees key j
+                for r in range(min(r0, nr)):
+                    row[r] = ninf
+                for r in range(r0, nr):
+                    x = scale * row[r]
+                    row[r] = x
+                    m_new[r] = max(m_new[r], x)
+            for r in range(nr):
+                seen = m_new[r] != ninf
+                alpha[r] = m[r] - m_new[r] if seen else 0.0     # exp(m_old - m_new) rescales what was summed
+                shift[r] = m_new[r] if seen else 0.0
+            m[:] = m_new
+            for j in range(nk):
+                row = st[j]
+                for r in range(nr):
+                    row[r] -= shift[r]
+            _exp_inplace(st_buf[:nk * nr], bits)                # st <- p~^T = exp(s - m_new)
+            _exp_inplace(alpha, bits)
+            for r in range(nr):
+                l[r] *= alpha[r]
+            for j in range(nk):
+                row = st[j]
+                for r in range(nr):
+                    l[r] += row[r]                              # l <- alpha l + sum_j p~_j
+            for d in range(D):
+                ad = acc[d]
+                for r in range(nr):
+                    ad[r] *= alpha[r]                           # o~ <- alpha o~ ...
+            for d0 in range(0, D, 8):                           # ... + p~ V, as o~^T += V^T p~^T (8 columns a call)
+                ukernel(vb[j0:j0 + nk, d0:d0 + 8], st[:nk], acc[d0:d0 + 8], True)
+        for r in range(nq):
+            if l[r] > 0.0:
+                for d in range(D):
+                    out[b, h, i0 + r, d] = acc[d, r] / l[r]
+                lse[b, h, i0 + r] = m[r] + np.log(l[r])
+            else:
+                out[b, h, i0 + r] = 0.0
+                lse[b, h, i0 + r] = np.inf                      # sees no key: out 0, and exp(s - inf) = 0 later
+
+
+@njit(parallel=True, **_JIT_BLIS)
+def _ukernel_backward(q, k, v, pad, causal, scale, out, dout, lse, dq, dk, dv, nr, bq, bits_proto):
+    """One task per (b, h); key blocks of one panel (NR keys) outer, query blocks of bq rows inner.
+
+    Per task, Q and dO are packed once as A panels (8 rows, depth D) and K as B panels along D;
+    per key block, K^T and V^T as B panels (D, NR). Products, with the score tiles P, dS (bq, NR):
+      S = Q K^T, dP = dO V^T        ap: 8 rows of Q / dO (packed), bp: K^T / V^T panel
+      dV^T += dO^T P, dK^T += Q^T dS ap: 8 columns of dO / Q (strided views), bp: the tile P / dS
+      dQ += dS K                     ap: 8 rows of dS viewed transposed, bp: a K panel
+    dK, dV are accumulated transposed in (D, NR) tiles, dQ in a (T, D) buffer padded to whole tiles.
+    D is a multiple of 8 and bq of 8 (the caller pads D).
+    """
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    ninf = -np.inf
+    n_dp = (D + nr - 1) // nr                                  # B panels along D
+    T8 = (T + 7) // 8 * 8
+    Sp = (S + nr - 1) // nr * nr
+    for task in prange(B * H):
+        b, h = divmod(np.int64(task), H)
+        qb, kb, vb, dob = q[b, h], k[b, h], v[b, h], dout[b, h]
+        qap = np.empty((T8 // 8, D, 8), q.dtype)
+        doap = np.empty((T8 // 8, D, 8), q.dtype)
+        _pack_rows_as_a(qb, qap)
+        _pack_rows_as_a(dob, doap)
+        kbp = np.empty((n_dp, Sp, nr), q.dtype)
+        _pack_cols_as_b(kb, kbp)
+        dq_buf = np.zeros((T8, n_dp * nr), q.dtype)
+        kt = np.empty((D, nr), q.dtype)
+        vt = np.empty((D, nr), q.dtype)
+        dkt = np.empty((D, nr), q.dtype)
+        dvt = np.empty((D, nr), q.dtype)
+        p_buf = np.empty(bq * nr, q.dtype)
+        ds_buf = np.empty(bq * nr, q.dtype)
+        bits = np.empty(bq * nr, bits_proto.dtype)
+        key_ok = np.empty(nr, np.bool_)
+        delta = np.zeros(T8, q.dtype)
+        for i in range(T):
+            delta[i] = _dot(dob[i], out[b, h, i])               # rowsum(dP * P) = dO_i . O_i
+        for j0 in range(0, S, nr):
+            nk = min(nr, S - j0)
+            _pack_rows_as_bt(kb, j0, nk, kt)                    # (D, NR), reused by every query block
+            _pack_rows_as_bt(vb, j0, nk, vt)
+            for j in range(nr):
+                key_ok[j] = j < nk and not pad[b, j0 + j]
+            dkt[:] = 0.0
+            dvt[:] = 0.0
+            first = max(0, j0 - (S - T)) if causal else 0       # causal: earlier queries do not see these keys
+            for i0 in range(first - first % bq, T, bq):         # query blocks on the grid of bq rows
+                nq = min(bq, T - i0)
+                n8 = (nq + 7) // 8
+                p = p_buf[:8 * n8 * nr].reshape(8 * n8, nr)
+                ds = ds_buf[:8 * n8 * nr].reshape(8 * n8, nr)
+                for g in range(n8):                             # S = Q K^T, dP = dO V^T   (8,D) @ (D,NR)
+                    for a, bt, c in ((qap, kt, p), (doap, vt, ds)):     # (one call site: each inlined copy
+                        ukernel(a[i0 // 8 + g], bt, c[8 * g:8 * g + 8], False)   # costs ~30 s to compile)
+                for r in range(8 * n8):                         # P = exp(scale S - lse), 0 where unseen
+                    pr = p[r]
+                    lim = _key_range(i0 + r, T, S, causal) - j0
+                    L = lse[b, h, i0 + r] if r < nq else np.inf  # rows past T: P = 0
+                    for j in range(nr):
+                        pr[j] = scale * pr[j] - L if (j < lim and key_ok[j]) else ninf
+                _exp_inplace(p_buf[:8 * n8 * nr], bits)
+                for r in range(8 * n8):
+                    dr, pr, dsr = delta[i0 + r], p[r], ds[r]
+                    for j in range(nr):
+                        dsr[j] = pr[j] * (dsr[j] - dr) * scale  # scale dS = scale P (dP - delta)
+                for d0 in range(0, D, 8):                       # dV^T += dO^T P, dK^T += scale Q^T dS
+                    for a, tile, acc in ((dob, p, dvt), (qb, ds, dkt)):
+                        ukernel(a[i0:i0 + nq, d0:d0 + 8], tile[:nq], acc[d0:d0 + 8], True)
+                for g in range(n8):
+                    dsg = ds[8 * g:8 * g + 8].T                 # (NR, 8): 8 rows of dS, key-major
+                    for dp in range(n_dp):                      # dQ += scale dS K   (8,NR) @ (NR,NR)
+                        ukernel(dsg, kbp[dp, j0:j0 + nr],
+                                dq_buf[i0 + 8 * g:i0 + 8 * g + 8, dp * nr:dp * nr + nr], True)
+            for j in range(nk):
+                dkj, dvj = dk[b, h, j0 + j], dv[b, h, j0 + j]
+                for d in range(D):
+                    dkj[d] = dkt[d, j]
+                    dvj[d] = dvt[d, j]
+        dq[b, h] = dq_buf[:T, :D]
+
+
+_BLIS_NR = {np.dtype(np.float32): 32, np.dtype(np.float64): 16}     # NR of ukernel (MR = 8 for both)
+
+
+def _pad_head_dim(x, D8):
+    """x (..., D) with zero columns appended up to D8 (the v4 kernels cut D into groups of 8)."""
+    if x.shape[-1] == D8:
+        return x
+    out = np.zeros(x.shape[:-1] + (D8,), x.dtype)
+    out[..., :x.shape[-1]] = x
+    return out
+
+
+def _ukernel_forward_run(q, k, v, pad, causal, scale, bk=BK4):
+    """v4 forward on prepared inputs: (out (B,H,T,D8), lse); D padded to a multiple of 8 with zeros."""
+    B, H, T, D = q.shape
+    D8 = -(-D // 8) * 8
+    q, k, v = (_pad_head_dim(x, D8) for x in (q, k, v))
+    S = k.shape[2]
+    out = np.empty_like(q)
+    lse = np.empty((B, H, T), q.dtype)
+    kap = np.empty((B, H, -(-S // 8), D8, 8), q.dtype)          # K as A panels, once per call
+    with _slp_vectorize():
+        _pack_heads_as_a(k, kap)
+        _ukernel_forward(q, k, v, kap, pad, causal, q.dtype.type(scale), out, lse, _BLIS_NR[q.dtype], bk,
+                         _bits_proto(q.dtype))
+    return q, k, v, out, lse
+
+
+def _ukernel_backward_run(q, k, v, pad, causal, scale, out, dout, lse, bq=BQ4):
+    """v4 backward on the (D-padded) forward tensors; returns dq, dk, dv with the caller's D."""
+    D = dout.shape[3]
+    dout = _pad_head_dim(np.ascontiguousarray(dout), q.shape[3])
+    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+    with _slp_vectorize():
+        _ukernel_backward(q, k, v, pad, causal, q.dtype.type(scale), out, dout, lse, dq, dk, dv,
+                          _BLIS_NR[q.dtype], bq, _bits_proto(q.dtype))
+    if D != q.shape[3]:
+        dq, dk, dv = (np.ascontiguousarray(x[..., :D]) for x in (dq, dk, dv))
+    return dq, dk, dv
+
+
+# ----------------------------------------------------------------------------------------------
 # The registered kernels (calling convention of tinylm.ops.attention).
 # ----------------------------------------------------------------------------------------------
 
 class FlashCache(NamedTuple):
-    version: str          # "rows", "tiles" or "blocks": which backward to run
+    version: str          # "rows", "tiles", "blocks" or "ukernel": which backward to run
     q: np.ndarray         # (B,H,T,D)  C-contiguous; the backward recomputes the scores from q and k
+                          #            ("ukernel": q, k, v, out with D zero-padded to a multiple of 8)
     k: np.ndarray         # (B,H,S,D)
     v: np.ndarray         # (B,H,S,D)  for dP = dO V^T
     out: np.ndarray       # (B,H,T,D)  O, for delta_i = dO_i . O_i (the softmax backward's row sum)
@@ -524,6 +822,9 @@ def _forward(kind, q, k, v, causal, key_padding_mask, scale, dropout_mask):
                                                         scale=scale, dropout_mask=dropout_mask)
     q, k, v, pad = _prepare(q, k, v, key_padding_mask)
     B, H, T, D = q.shape
+    if kind == "ukernel":
+        q, k, v, out, lse = _ukernel_forward_run(q, k, v, pad, causal, scale)    # D padded to a multiple of 8
+        return np.ascontiguousarray(out[..., :D]), FlashCache(kind, q, k, v, out, lse, pad, causal, scale)
     out = np.empty_like(q)
     lse = np.empty((B, H, T), q.dtype)
     if kind == "blocks":
@@ -539,6 +840,8 @@ def _backward(dout, kernel_cache):
     if not isinstance(kernel_cache, FlashCache):
         return get_kernel("attention", "numpy").backward(dout, kernel_cache)
     kind, q, k, v, out, lse, pad, causal, scale = kernel_cache
+    if kind == "ukernel":
+        return _ukernel_backward_run(q, k, v, pad, causal, scale, out, dout, lse)
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
     if kind == "blocks":
         _blocks_backward(q, k, v, pad, causal, q.dtype.type(scale), out, np.ascontiguousarray(dout), lse,
@@ -566,8 +869,14 @@ def flash_blocks_forward(q, k, v, *, causal, key_padding_mask, scale, dropout_ma
     return _forward("blocks", q, k, v, causal, key_padding_mask, scale, dropout_mask)
 
 
-flash_rows_backward = flash_attention_backward = flash_blocks_backward = _backward
+def flash_ukernel_forward(q, k, v, *, causal, key_padding_mask, scale, dropout_mask):
+    """v4: v3's blocking with the tile products on the BLIS micro-kernel; keeps O and the row log-sum-exp."""
+    return _forward("ukernel", q, k, v, causal, key_padding_mask, scale, dropout_mask)
+
+
+flash_rows_backward = flash_attention_backward = flash_blocks_backward = flash_ukernel_backward = _backward
 
 register_kernel("attention", "numba", "v1_flash_rows", flash_rows_forward, flash_rows_backward)
 register_kernel("attention", "numba", "v2_flash_tiles", flash_attention_forward, flash_attention_backward)
-register_kernel("attention", "numba", "v3_flash_blocks", flash_blocks_forward, flash_blocks_backward, default=True)
+register_kernel("attention", "numba", "v3_flash_blocks", flash_blocks_forward, flash_blocks_backward)
+register_kernel("attention", "numba", "v4_flash_ukernel", flash_ukernel_forward, flash_ukernel_backward, default=True)

@@ -5,13 +5,14 @@
     bp (kc, NR)  a packed panel of B: row p holds columns j..j+NR-1 of B at depth p,
     c  (MR, NR)  a view of the output tile.
 Each depth p adds the outer product ap[p] x bp[p] to the MR x NR accumulators c<r>_<s>.
-Compile with the SLP vectoriser on (see numba_matmul.py) and fastmath "contract" only, so that
-LLVM vectorises across a row's scalars instead of turning the p loop into a reduction.
+Compiled with the SLP vectoriser on (callers compile inside numba_matmul._slp_vectorize) and
+fastmath "contract" only, so that LLVM vectorises across a row's scalars instead of turning the p
+loop into a reduction.
 """
 from numba import njit, types  # noqa: E501,E702  (one line per tile row)
 from numba.extending import overload
 
-_JIT = dict(cache=True, fastmath={"contract"}, nogil=True, inline="always")
+_JIT = dict(cache=True, fastmath={"contract"}, nogil=True, error_model="numpy")
 
 
 def ukernel(ap, bp, c, accumulate):
@@ -19,10 +20,16 @@ def ukernel(ap, bp, c, accumulate):
     raise NotImplementedError("ukernel is resolved by Numba inside jitted code")
 
 
-@overload(ukernel, inline="always")
+@overload(ukernel)
 def _ukernel_for_dtype(ap, bp, c, accumulate):
     # One macro-kernel for both dtypes, resolved at compile time (and cacheable, unlike a closure).
-    return (ukernel_8x32 if ap.dtype == types.float32 else ukernel_8x16).py_func
+    # A call, not inlined code: each caller would otherwise compile its own copy of the 256-scalar
+    # body (attention has a dozen call sites), and a call costs nothing next to a tile's 8 K FMAs.
+    kernel = ukernel_8x32 if ap.dtype == types.float32 else ukernel_8x16
+
+    def call(ap, bp, c, accumulate):
+        kernel(ap, bp, c, accumulate)
+    return call
 
 
 @njit(**_JIT)

@@ -1,0 +1,145 @@
+"""v4_flash_ukernel (tinylm/backend/numba_attention.py) beyond tests/test_kernels.py and
+tests/test_numba_kernels.py: the tile loops with small blocks so that small shapes cross many query
+and key blocks (ragged 8-row groups and NR-key panels, the causal diagonal, T < S and T > S), head
+dims that are not a multiple of 8 (zero-padded), fully masked rows, results independent of the
+thread count, and finite differences through the public op.
+"""
+import math
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import tinylm
+from tinylm.backend import numba_attention as na
+from tinylm.backend import registry
+from tinylm.backend.registry import get_kernel
+from tinylm.gradcheck import check_op
+from tinylm.ops.attention import ReferenceAttentionCache, attention_backward, attention_forward
+
+V4 = get_kernel("attention", "numba", "v4_flash_ukernel")
+
+
+def _reference(q, k, v, dout, causal, pad, scale):
+    """out, dq, dk, dv of the float64 reference kernel (materialises P)."""
+    ref = get_kernel("attention", "numpy")
+    out, cache = ref.forward(*(x.astype(np.float64) for x in (q, k, v)), causal=causal,
+                             key_padding_mask=pad, scale=scale, dropout_mask=None)
+    return (out, *ref.backward(dout.astype(np.float64), cache))
+
+
+def _v4_blocks(q, k, v, dout, causal, pad, scale, bk, bq):
+    """The v4 forward and backward with explicit block sizes (forward: bk keys; backward: bq queries)."""
+    D = q.shape[3]
+    pad = np.zeros((q.shape[0], k.shape[2]), np.bool_) if pad is None else pad
+    qp, kp, vp, out, lse = na._ukernel_forward_run(q, k, v, pad, causal, scale, bk=bk)
+    grads = na._ukernel_backward_run(qp, kp, vp, pad, causal, scale, out, dout, lse, bq=bq)
+    return (out[..., :D], *grads)
+
+
+def _assert_matches(got, want, dtype):
+    atol = 2e-5 if dtype == np.float32 else 1e-11
+    for name, g, w in zip(["out", "dq", "dk", "dv"], got, want):
+        assert g.dtype == dtype and g.shape == w.shape, name
+        np.testing.assert_allclose(g, w, rtol=0, atol=atol * max(1.0, np.abs(w).max()), err_msg=name)
+
+
+def _inputs(r, B, H, T, S, D, dtype):
+    return (r.standard_normal(s).astype(dtype) for s in [(B, H, T, D), (B, H, S, D), (B, H, S, D), (B, H, T, D)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(T=st.integers(1, 45), S=st.integers(1, 70), D=st.sampled_from([3, 16, 24, 64, 80]),
+       bk=st.sampled_from([8, 16, 64]), bq=st.sampled_from([8, 16, 64]), causal=st.booleans(),
+       padding=st.booleans(), f64=st.booleans(), seed=st.integers(0, 2**16))
+def test_small_blocks_match_the_reference(T, S, D, bk, bq, causal, padding, f64, seed):
+    """Against the float64 reference; T > S with causal gives rows that see no key at all."""
+    r = np.random.default_rng(seed)
+    dtype = np.float64 if f64 else np.float32
+    q, k, v, dout = _inputs(r, 2, 2, T, S, D, dtype)
+    pad = (r.random((2, S)) < 0.4) if padding else None
+    scale = 1 / math.sqrt(D)
+    _assert_matches(_v4_blocks(q, k, v, dout, causal, pad, scale, bk, bq),
+                    _reference(q, k, v, dout, causal, pad, scale), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("T, S, D, causal", [(1, 1, 16, True), (37, 37, 24, True), (37, 100, 80, True),
+                                             (70, 33, 64, False), (130, 130, 64, True), (37, 37, 5, False)])
+def test_registered_kernel_matches_the_reference(dtype, T, S, D, causal, rng):
+    """The registered block sizes, with ragged last blocks, key padding, T != S and odd D."""
+    q, k, v, dout = _inputs(rng, 2, 1, T, S, D, dtype)
+    pad = rng.random((2, S)) < 0.2
+    scale = 0.7 / math.sqrt(D)
+    out, cache = V4.forward(q, k, v, causal=causal, key_padding_mask=pad, scale=scale, dropout_mask=None)
+    assert isinstance(cache, na.FlashCache) and cache.version == "ukernel"
+    _assert_matches((out, *V4.backward(dout, cache)), _reference(q, k, v, dout, causal, pad, scale), dtype)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+def test_same_result_on_one_and_two_threads(rng):
+    """Tasks never share output rows, so the thread count cannot change a single bit."""
+    q, k, v, dout = _inputs(rng, 2, 2, 150, 150, 64, np.float32)
+    kw = dict(causal=True, key_padding_mask=None, scale=0.125, dropout_mask=None)
+    results = []
+    old = numba.get_num_threads()
+    try:
+        for n in (1, 2):
+            numba.set_num_threads(n)
+            out, cache = V4.forward(q, k, v, **kw)
+            results.append((out, *V4.backward(dout, cache)))
+    finally:
+        numba.set_num_threads(old)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+
+
+def test_fully_masked_rows_are_zero_with_zero_gradient(rng):
+    """Sequence 1 has only padding keys; in sequence 0 key 0 is padding, so causal query 0 sees nothing."""
+    q, k, v, dout = _inputs(rng, 2, 2, 70, 70, 16, np.float32)
+    pad = np.zeros((2, 70), bool)
+    pad[1] = True
+    pad[0, 0] = True
+    out, cache = V4.forward(q, k, v, causal=True, key_padding_mask=pad, scale=0.25, dropout_mask=None)
+    dq, dk, dv = V4.backward(dout, cache)
+    assert np.all(out[1] == 0) and np.all(dq[1] == 0) and np.all(dk[1] == 0) and np.all(dv[1] == 0)
+    assert np.all(out[0, :, 0] == 0) and np.all(dq[0, :, 0] == 0) and np.all(cache.lse[0, :, 0] == np.inf)
+    assert np.all(dk[0, :, 0] == 0) and np.all(dv[0, :, 0] == 0)          # the padding key gets nothing
+    assert np.all(np.isfinite(out)) and np.abs(out[0, :, 1:]).min() > 0
+
+
+def test_cache_is_linear_in_T(rng):
+    B, H, T, D = 1, 2, 200, 8
+    q, k, v = (rng.standard_normal((B, H, T, D)).astype(np.float32) for _ in range(3))
+    _, cache = V4.forward(q, k, v, causal=False, key_padding_mask=None, scale=0.3, dropout_mask=None)
+    assert max(x.size for x in cache if isinstance(x, np.ndarray)) == B * H * T * D
+    assert cache.lse.shape == (B, H, T)
+
+
+@pytest.mark.parametrize("case", ["dropout", "float16"])
+def test_dropout_and_float16_are_handed_to_the_reference_kernel(case, rng):
+    dtype = np.float16 if case == "float16" else np.float64
+    q, k, v, dout = (rng.standard_normal((1, 2, 4, 8)).astype(dtype) for _ in range(4))
+    drop = (rng.random((1, 2, 4, 4)) > 0.5) * 2.0 if case == "dropout" else None
+    kw = dict(causal=False, key_padding_mask=None, scale=0.3, dropout_mask=drop)
+    out, cache = V4.forward(q, k, v, **kw)
+    assert isinstance(cache, ReferenceAttentionCache)
+    ref = get_kernel("attention", "numpy")
+    ref_out, ref_cache = ref.forward(q, k, v, **kw)
+    np.testing.assert_allclose(out, ref_out)
+    for g, want in zip(V4.backward(dout, cache), ref.backward(dout, ref_cache)):
+        np.testing.assert_allclose(g, want)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_gradcheck_through_the_public_op(causal, rng, monkeypatch):
+    """Finite differences of attention_forward on the numba backend, with v4 doing the work."""
+    monkeypatch.setitem(registry._DEFAULTS, ("attention", "numba"), "v4_flash_ukernel")
+    q = rng.standard_normal((1, 2, 5, 4))
+    k, v = rng.standard_normal((1, 2, 7, 4)), rng.standard_normal((1, 2, 7, 4))
+    pad = np.array([[False, True, False, False, False, False, False]])
+    with tinylm.use_backend("numba"):
+        assert get_kernel("attention").version == "v4_flash_ukernel"
+        check_op(attention_forward, attention_backward, {"q": q, "k": k, "v": v},
+                 kwargs={"causal": causal, "key_padding_mask": pad}, tol=1e-7)   # raises on failure
