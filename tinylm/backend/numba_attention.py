@@ -367,6 +367,50 @@ def _exp_inplace(x, bits):
     scale_by_pow2(x, bits.view(x.dtype), n)
 
 
+@njit(inline="always", **_JIT)
+def _online_softmax_tile(st, st_flat, nk, pad_b, j0, i0, T, S, causal, scale, m, m_new, alpha, shift, l, bits):
+    """One key tile of the forward's online softmax, on scores held transposed (keys x queries).
+
+    In: st[:nk] (nk, nq) the unscaled scores q_r . k_j of keys j0.. and queries i0..; pad_b (S,) the
+    batch row's key padding. Out: st[:nk] = p~ = exp(scale s - m_new) (0 where masked), the running
+    max m and sum l of each query updated, and alpha = exp(m_old - m_new), which the caller applies
+    to its o~ before adding p~ V. ``st_flat`` is st[:nk]'s memory as one row (for the vector exp);
+    m_new and shift are scratch. Shared by v3 and v4: they differ only in how they multiply.
+    """
+    ninf = -np.inf
+    nq = st.shape[1]
+    m_new[:] = m
+    for j in range(nk):                                 # scale, mask, and the new running max
+        row = st[j]
+        if pad_b[j0 + j]:
+            row[:] = ninf
+            continue
+        r0 = max(0, j0 + j - (S - T) - i0) if causal else 0   # first query of the block that sees key j
+        for r in range(min(r0, nq)):
+            row[r] = ninf
+        for r in range(r0, nq):
+            x = scale * row[r]
+            row[r] = x
+            m_new[r] = max(m_new[r], x)
+    for r in range(nq):
+        seen = m_new[r] != ninf                         # has query r seen any key yet?
+        alpha[r] = m[r] - m_new[r] if seen else 0.0     # exp(m_old - m_new) rescales what was summed so far
+        shift[r] = m_new[r] if seen else 0.0            # (-inf - 0 stays -inf: unseen keys get p~ = 0)
+    m[:] = m_new
+    for j in range(nk):
+        row = st[j]
+        for r in range(nq):
+            row[r] -= shift[r]
+    _exp_inplace(st_flat, bits)                         # st <- p~^T = exp(s - m_new)
+    _exp_inplace(alpha, bits)
+    for r in range(nq):
+        l[r] *= alpha[r]
+    for j in range(nk):
+        row = st[j]
+        for r in range(nq):
+            l[r] += row[r]                              # l <- alpha l + sum_j p~_j
+
+
 @njit(parallel=True, **_JIT)
 def _blocks_forward(q, k, v, pad, causal, scale, out, lse, bq, bk, bits_proto):
     """Queries in blocks of bq rows (one task each), keys in blocks of bk; the tile is held transposed.
@@ -401,37 +445,9 @@ def _blocks_forward(q, k, v, pad, causal, scale, out, lse, bq, bk, bits_proto):
             nk = min(bk, hi - j0)
             st = st_buf[:nk * nq].reshape(nk, nq)
             np.dot(kb[j0:j0 + nk], qt, st)                      # (nk,D) @ (D,nq) -> (nk,nq): S^T, unscaled
-            m_new[:] = m
-            for j in range(nk):                                 # scale, mask, and the new running max
-                row = st[j]
-                if pad[b, j0 + j]:
-                    row[:] = ninf
-                    continue
-                r0 = max(0, j0 + j - (S - T) - i0) if causal else 0   # first query of the block that sees key j
-                for r in range(min(r0, nq)):
-                    row[r] = ninf
-                for r in range(r0, nq):
-                    x = scale * row[r]
-                    row[r] = x
-                    m_new[r] = max(m_new[r], x)
-            for r in range(nq):
-                seen = m_new[r] != ninf                         # has query r seen any key yet?
-                alpha[r] = m[r] - m_new[r] if seen else 0.0     # exp(m_old - m_new) rescales what was summed so far
-                shift[r] = m_new[r] if seen else 0.0            # (-inf - 0 stays -inf: unseen keys get p~ = 0)
-            m[:] = m_new
-            for j in range(nk):
-                row = st[j]
-                for r in range(nq):
-                    row[r] -= shift[r]
-            _exp_inplace(st_buf[:nk * nq], bits)                # st <- p~^T = exp(s - m_new)
-            _exp_inplace(alpha, bits)
+            _online_softmax_tile(st, st_buf[:nk * nq], nk, pad[b], j0, i0, T, S, causal, scale,   # st <- p~
+                                 m, m_new, alpha, shift, l, bits)
             np.dot(st.T, vb[j0:j0 + nk], pv)                    # (nq,nk) @ (nk,D) -> (nq,D): p~ V
-            for r in range(nq):
-                l[r] *= alpha[r]
-            for j in range(nk):
-                row = st[j]
-                for r in range(nq):
-                    l[r] += row[r]                              # l <- alpha l + sum_j p~_j
             for r in range(nq):
                 a = alpha[r]
                 for d in range(D):
@@ -609,36 +625,8 @@ def _ukernel_forward(q, k, v, kap, pad, causal, scale, out, lse, nr, bk, bits_pr
             st = st_buf[:8 * n8 * nr].reshape(8 * n8, nr)
             for g in range(n8):                                 # S^T = K Q^T   (nk,D) @ (D,NR), 8 keys a call
                 ukernel(kap[b, h, j0 // 8 + g], qt, st[8 * g:8 * g + 8], False)
-            m_new[:] = m
-            for j in range(nk):                                 # scale, mask, and the new running max
-                row = st[j]
-                if pad[b, j0 + j]:
-                    row[:] = ninf
-                    continue
-                r0 = max(0, j0 + j - (S - T) - i0) if causal else 0   # first query of the block that sees key j
-                for r in range(min(r0, nr)):
-                    row[r] = ninf
-                for r in range(r0, nr):
-                    x = scale * row[r]
-                    row[r] = x
-                    m_new[r] = max(m_new[r], x)
-            for r in range(nr):
-                seen = m_new[r] != ninf
-                alpha[r] = m[r] - m_new[r] if seen else 0.0     # exp(m_old - m_new) rescales what was summed
-                shift[r] = m_new[r] if seen else 0.0
-            m[:] = m_new
-            for j in range(nk):
-                row = st[j]
-                for r in range(nr):
-                    row[r] -= shift[r]
-            _exp_inplace(st_buf[:nk * nr], bits)                # st <- p~^T = exp(s - m_new)
-            _exp_inplace(alpha, bits)
-            for r in range(nr):
-                l[r] *= alpha[r]
-            for j in range(nk):
-                row = st[j]
-                for r in range(nr):
-                    l[r] += row[r]                              # l <- alpha l + sum_j p~_j
+            _online_softmax_tile(st, st_buf[:nk * nr], nk, pad[b], j0, i0, T, S, causal, scale,   # st <- p~
+                                 m, m_new, alpha, shift, l, bits)
             for d in range(D):
                 ad = acc[d]
                 for r in range(nr):
