@@ -697,8 +697,8 @@ def _ukernel_backward(q, k, v, pad, causal, scale, out, dout, lse, dq, dk, dv, n
                 p = p_buf[:8 * n8 * nr].reshape(8 * n8, nr)
                 ds = ds_buf[:8 * n8 * nr].reshape(8 * n8, nr)
                 for g in range(n8):                             # S = Q K^T, dP = dO V^T   (8,D) @ (D,NR)
-                    for a, bt, c in ((qap, kt, p), (doap, vt, ds)):     # (one call site: each inlined copy
-                        ukernel(a[i0 // 8 + g], bt, c[8 * g:8 * g + 8], False)   # costs ~30 s to compile)
+                    for a, bt, c in ((qap, kt, p), (doap, vt, ds)):     # S and dP share one call site
+                        ukernel(a[i0 // 8 + g], bt, c[8 * g:8 * g + 8], False)
                 for r in range(8 * n8):                         # P = exp(scale S - lse), 0 where unseen
                     pr = p[r]
                     lim = _key_range(i0 + r, T, S, causal) - j0
