@@ -5,6 +5,7 @@ whole GPT training step that must agree across backends.
 """
 import math
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -167,6 +168,59 @@ def test_flash_cache_is_linear_in_T(rng):
     assert isinstance(cache, na.FlashCache)
     sizes = [x.size for x in cache if isinstance(x, np.ndarray)]
     assert max(sizes) == B * H * T * D and cache.lse.shape == (B, H, T)
+
+
+# --- the block kernels (v3, v4): threads, ragged causal blocks, cache size ---
+
+BLOCKS = [a for a in ATTENTION if a[0] in ("v3_flash_blocks", "v4_flash_ukernel")]
+
+
+def _block_inputs(r, B, H, T, S, D, dtype):
+    return (r.standard_normal(s).astype(dtype) for s in [(B, H, T, D), (B, H, S, D), (B, H, S, D), (B, H, T, D)])
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+@pytest.mark.parametrize("name, fwd, bwd", BLOCKS, ids=[a[0] for a in BLOCKS])
+def test_block_kernels_same_result_on_one_and_two_threads(name, fwd, bwd, rng):
+    """Tasks never share output rows, so the thread count cannot change a single bit (for v3 this
+    also runs the BLAS tile products from two threads at once)."""
+    q, k, v, dout = _block_inputs(rng, 2, 2, 150, 150, 64, np.float32)
+    kw = dict(causal=True, key_padding_mask=None, scale=0.125, dropout_mask=None)
+    results = []
+    old = numba.get_num_threads()
+    try:
+        for n in (1, 2):
+            numba.set_num_threads(n)
+            out, cache = fwd(q, k, v, **kw)
+            results.append((out, *bwd(dout, cache)))
+    finally:
+        numba.set_num_threads(old)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("name, fwd, bwd", BLOCKS, ids=[a[0] for a in BLOCKS])
+def test_block_kernels_fully_masked_rows_in_ragged_blocks(name, fwd, bwd, rng):
+    """Sequence 1 has only padding keys; in sequence 0 key 0 is padding, so causal query 0 sees nothing."""
+    q, k, v, dout = _block_inputs(rng, 2, 2, 70, 70, 16, np.float32)
+    pad = np.zeros((2, 70), bool)
+    pad[1] = True
+    pad[0, 0] = True
+    out, cache = fwd(q, k, v, causal=True, key_padding_mask=pad, scale=0.25, dropout_mask=None)
+    dq, dk, dv = bwd(dout, cache)
+    assert np.all(out[1] == 0) and np.all(dq[1] == 0) and np.all(dk[1] == 0) and np.all(dv[1] == 0)
+    assert np.all(out[0, :, 0] == 0) and np.all(dq[0, :, 0] == 0) and np.all(cache.lse[0, :, 0] == np.inf)
+    assert np.all(dk[0, :, 0] == 0) and np.all(dv[0, :, 0] == 0)          # the padding key gets nothing
+    assert np.all(np.isfinite(out)) and np.abs(out[0, :, 1:]).min() > 0
+
+
+@pytest.mark.parametrize("name, fwd, bwd", BLOCKS, ids=[a[0] for a in BLOCKS])
+def test_block_kernels_cache_is_linear_in_T(name, fwd, bwd, rng):
+    B, H, T, D = 1, 2, 200, 8
+    q, k, v = (rng.standard_normal((B, H, T, D)).astype(np.float32) for _ in range(3))
+    _, cache = fwd(q, k, v, causal=False, key_padding_mask=None, scale=0.3, dropout_mask=None)
+    assert max(x.size for x in cache if isinstance(x, np.ndarray)) == B * H * T * D
+    assert cache.lse.shape == (B, H, T)
 
 
 def test_dropout_is_handed_to_the_reference_kernel(rng):
