@@ -6,6 +6,9 @@ and in float64, over awkward shapes (T = 1, T = 37 which is no tile size's multi
 dims 16/24/64/80, causal, key padding, dropout), and must agree with the oracle to
 ``atol + rtol * |oracle|``. The oracles are written out here with explicit products and sums (no
 BLAS, no kernel code), so the reference kernels are checked too, not compared with themselves.
+
+Without a GPU the CuPy kernels still run here, on the CPU: as "cupy-emulated" they go through
+cupy_kernels.py's host code and tinylm.backend.cuda_emu, which compiles the .cu sources with g++.
 """
 import math
 
@@ -13,12 +16,15 @@ import numpy as np
 import pytest
 
 import tinylm
+import tinylm.backend.cupy_kernels  # noqa: F401  (registers the CUDA kernels; imports no CuPy)
 import tinylm.ops.attention  # noqa: F401  (registers the reference attention kernel)
 import tinylm.ops.layernorm  # noqa: F401  (registers the reference layernorm kernel)
 import tinylm.ops.linear  # noqa: F401  (registers the reference linear and linear_gelu kernels)
 import tinylm.ops.matmul  # noqa: F401  (registers the reference matmul kernel)
-from tinylm.backend import BACKEND_NAMES, BackendUnavailableError, to_numpy
+from tinylm.backend import BACKEND_NAMES, BackendUnavailableError, cuda_emu, to_numpy
 from tinylm.backend.registry import get_kernel, list_kernels
+
+EMULATED = "cupy-emulated"     # the cupy kernels, run on the CPU by tinylm.backend.cuda_emu
 
 # Loading a backend imports its kernel module, which registers its kernels; note why one can't run.
 UNAVAILABLE: dict[str, str] = {}
@@ -28,6 +34,13 @@ for _name in BACKEND_NAMES:
             pass
     except BackendUnavailableError as e:
         UNAVAILABLE[_name] = str(e)
+if cuda_emu.compiler() is None:
+    UNAVAILABLE[EMULATED] = "no C++ compiler (g++ or $CXX) to build the CUDA emulator"
+
+
+def _on(backend):
+    """Run a block on ``backend``; EMULATED is the cupy backend's kernels and host code, on the CPU."""
+    return cuda_emu.emulated_cupy_backend() if backend == EMULATED else tinylm.use_backend(backend)
 
 # Per dtype (rtol, atol): |got - oracle| <= atol * max(max|oracle|, 1) + rtol * |oracle|, elementwise.
 # The reference kernels stay ~50x inside (float32 errors ~4e-7, float64 ~1e-15 of the scale).
@@ -49,6 +62,7 @@ def _runs(op):
     written against xp, also on the GPU, where they are the fallback for ops without a CUDA kernel."""
     runs = [(k, k.backend) for k in list_kernels(op)]
     runs += [(k, "cupy") for k in list_kernels(op) if k.backend == "numpy"]
+    runs += [(k, EMULATED) for k in list_kernels(op) if k.backend == "cupy"]
     return pytest.mark.parametrize("kernel, backend", runs, ids=[f"{k.key}@{b}" for k, b in runs])
 
 
@@ -84,7 +98,7 @@ def test_matmul_kernel(kernel, backend, dtype, a_shape, b_shape):
     _skip_if_unavailable(kernel, backend)
     r = np.random.default_rng(0)
     a, b = r.standard_normal(a_shape), r.standard_normal(b_shape)
-    with tinylm.use_backend(backend) as be:
+    with _on(backend) as be:
         got = kernel.forward(be.asarray(a, dtype), be.asarray(b, dtype))
     _close("a @ b", got, _matmul_oracle(a.astype(dtype).astype(np.float64), b.astype(dtype).astype(np.float64)),
            dtype)
@@ -118,7 +132,7 @@ def _linear_inputs(shape, bias, dtype, backend):
 @pytest.mark.parametrize("shape", LINEAR_SHAPES, ids=[str(s) for s in LINEAR_SHAPES])
 def test_linear_kernel(kernel, backend, dtype, bias, shape):
     _skip_if_unavailable(kernel, backend)
-    with tinylm.use_backend(backend):
+    with _on(backend):
         args, (_, h, _) = _linear_inputs(shape, bias, dtype, backend)
         got = kernel.forward(*args)
     _close("x W^T + b", got, h, dtype)
@@ -130,7 +144,7 @@ def test_linear_kernel(kernel, backend, dtype, bias, shape):
 @pytest.mark.parametrize("shape", LINEAR_SHAPES, ids=[str(s) for s in LINEAR_SHAPES])
 def test_linear_gelu_kernel(kernel, backend, dtype, bias, shape):
     _skip_if_unavailable(kernel, backend)
-    with tinylm.use_backend(backend):
+    with _on(backend):
         args, want = _linear_inputs(shape, bias, dtype, backend)
         got = kernel.forward(*args)
     for name, g, w in zip(("y = gelu(h)", "h = x W^T + b", "s = tanh(u)"), got, want):
@@ -142,7 +156,7 @@ def test_linear_gelu_kernel(kernel, backend, dtype, bias, shape):
     eps = 1e-30
     hc = h + 1j * eps
     gelu_c = 0.5 * hc * (1 + np.tanh(math.sqrt(2 / math.pi) * (hc + 0.044715 * hc ** 3)))
-    with tinylm.use_backend(backend) as be:
+    with _on(backend) as be:
         dh = kernel.backward(*(be.asarray(a, dtype) for a in (dy, h, s)))
     _close("dh = dy gelu'(h)", dh, dy * gelu_c.imag / eps, dtype)
 
@@ -180,7 +194,7 @@ def test_layernorm_kernel(kernel, backend, dtype, affine, shape):
         xs = x.astype(complex)
         xs[:, c] += 1e-30j
         dx[:, c] = (forward(xs) * dy).sum(axis=1).imag / 1e-30
-    with tinylm.use_backend(backend) as be:
+    with _on(backend) as be:
         args = [be.asarray(a, dtype) if a is not None else None for a in (x, w, b)]
         y, xh, rstd = kernel.forward(*args, eps)
         got = kernel.backward(be.asarray(dy, dtype), xh, rstd, args[1], affine)
@@ -253,7 +267,7 @@ def test_attention_kernel(kernel, backend, dtype, case):
     scale = 1 / math.sqrt(D)
     want = _attention_oracle(*(x.astype(np.float64) for x in (q, k, v)), causal, pad, scale,
                              None if drop is None else drop.astype(np.float64), dout.astype(np.float64))
-    with tinylm.use_backend(backend) as be:
+    with _on(backend) as be:
         dev = [None if x is None else be.asarray(x) for x in (q, k, v, pad, drop, dout)]
         out, cache = kernel.forward(dev[0], dev[1], dev[2], causal=causal, key_padding_mask=dev[3],
                                     scale=scale, dropout_mask=dev[4])
