@@ -4,7 +4,8 @@ Without a GPU: every source must compile with ``nvcc --ptx -arch=sm_90`` (skippe
 when nvcc is not installed) and define the kernels cupy_kernels.py launches; the module must import
 and register without CuPy. With CuPy and a GPU: the kernels run against the reference (the generic
 comparison over odd shapes is tests/test_kernels.py, which picks the cupy kernels up automatically)
-and a GPT training step on the cupy backend matches the numpy backend.
+and a GPT training step on the cupy backend matches the numpy backend. Without a GPU, that step and
+the large matmuls run on the CPU too, through tinylm.backend.cuda_emu ("emulated").
 """
 import importlib
 import re
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 import tinylm
-from tinylm.backend import BackendUnavailableError
+from tinylm.backend import BackendUnavailableError, cuda_emu
 from tinylm.backend.cupy_kernels import CUDA_DIR, SOURCES
 
 NVCC = shutil.which("nvcc")
@@ -46,18 +47,24 @@ def test_module_imports_and_registers_without_cupy():
     assert {k.version for k in reg.list_kernels("matmul") if k.backend == "cupy"} == {"v1_naive", "v2_tiled"}
 
 
-def _cupy_backend_or_skip():
+def _backend_or_skip(name):
+    """A context running on ``name``: "cupy" on a GPU, or "emulated" (the cupy kernels on the CPU)."""
+    if name == "emulated":
+        if cuda_emu.compiler() is None:
+            pytest.skip("no C++ compiler (g++ or $CXX) for the CUDA emulator")
+        return cuda_emu.emulated_cupy_backend
     try:
         with tinylm.use_backend("cupy"):
             pass
     except BackendUnavailableError as e:
         pytest.skip(str(e))
+    return lambda: tinylm.use_backend("cupy")
 
 
-def _gpt_step(backend):
+def _gpt_step(on):
     from tinylm.models.gpt import GPT, GPTConfig
     from tinylm.nn.loss import CrossEntropyLoss
-    with tinylm.use_backend(backend) as be:
+    with on() as be:
         tinylm.manual_seed(0)
         model, crit = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=32)), CrossEntropyLoss()
         x = be.asarray(np.random.default_rng(0).integers(0, 11, (3, 16)))
@@ -67,23 +74,32 @@ def _gpt_step(backend):
         return float(tinylm.to_numpy(loss)), {n: tinylm.to_numpy(p.grad) for n, p in model.named_parameters()}
 
 
-def test_gpt_training_step_on_cupy_matches_numpy():
-    _cupy_backend_or_skip()
-    loss_np, g_np = _gpt_step("numpy")
-    loss_cp, g_cp = _gpt_step("cupy")
+@pytest.mark.parametrize("where", ["gpu", "emulated"])
+def test_gpt_training_step_on_cupy_matches_numpy(where, monkeypatch):
+    on = _backend_or_skip("cupy" if where == "gpu" else where)
+    calls = []
+    if where == "emulated":                   # the CUDA kernels must be the ones doing the work
+        launch = cuda_emu.EmulatedKernel.__call__
+        monkeypatch.setattr(cuda_emu.EmulatedKernel, "__call__",
+                            lambda self, *a: (calls.append(self.name), launch(self, *a))[1])
+    loss_np, g_np = _gpt_step(lambda: tinylm.use_backend("numpy"))
+    loss_cp, g_cp = _gpt_step(on)
+    if where == "emulated":
+        assert {"matmul_tiled", "flash_fwd", "flash_bwd_dkdv", "flash_bwd_dq"} <= set(calls), set(calls)
     assert abs(loss_cp - loss_np) <= 1e-4 * abs(loss_np)
     for name in g_np:
         np.testing.assert_allclose(g_cp[name], g_np[name], rtol=0, atol=1e-4 * np.abs(g_np[name]).max(), err_msg=name)
 
 
-def test_cupy_matmul_large_and_batched():
-    _cupy_backend_or_skip()
-    import cupy as cp
+@pytest.mark.parametrize("where", ["gpu", "emulated"])
+def test_cupy_matmul_large_and_batched(where):
+    on = _backend_or_skip("cupy" if where == "gpu" else where)
     from tinylm.backend import cupy_kernels as ck
     r = np.random.default_rng(0)
     for a_shape, b_shape in [((300, 257), (257, 129)), ((2, 3, 65, 70), (3, 70, 33))]:
         a, b = r.standard_normal(a_shape).astype(np.float32), r.standard_normal(b_shape).astype(np.float32)
         want = np.matmul(a.astype(np.float64), b.astype(np.float64))
-        for f in (ck.matmul_naive, ck.matmul_tiled):
-            got = cp.asnumpy(f(cp.asarray(a), cp.asarray(b)))
-            np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())
+        with on() as be:
+            for f in (ck.matmul_naive, ck.matmul_tiled):
+                got = tinylm.to_numpy(f(be.asarray(a), be.asarray(b)))
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import hashlib
 import mmap
 import os
@@ -54,7 +55,8 @@ __all__ = ["RawModule", "EmulatedKernel", "CudaEmuError", "compiler", "emulated_
 
 HEADER = Path(__file__).with_name("cuda_emu.h")
 GUARD_BYTES = 4096
-CXXFLAGS = ("-std=c++20", "-O2", "-pthread", "-shared", "-fPIC", "-Wall", "-Wno-unknown-pragmas", "-Werror")
+CXXFLAGS = ("-std=c++20", "-O2", "-pthread", "-shared", "-fPIC", "-Wall", "-Wno-unknown-pragmas",
+            "-Wno-sign-compare", "-Werror")   # CUDA code compares threadIdx (unsigned) with ints
 
 # C parameter type (const and * removed) -> NumPy dtype; what a pointer points at or a scalar is.
 C_TYPES = {
@@ -96,13 +98,13 @@ def _parse_params(kernel: str, text: str) -> list[Param]:
         m = re.fullmatch(r"(.*?)\s*(\w+)", decl)
         if m is None:
             raise CudaEmuError(f"kernel {kernel}: cannot read parameter {raw.strip()!r}")
-        ctype, name = m.group(1), m.group(2)
+        ctype, name = re.sub(r"\s*\*", "*", m.group(1)), m.group(2)       # "const float * *" -> "const float**"
         pointer = ctype.count("*")
         base = " ".join(w for w in ctype.replace("*", " ").split() if w != "const")
         if pointer > 1 or base not in C_TYPES:
             raise CudaEmuError(f"kernel {kernel}: parameter {name!r} has type {ctype!r}, which the emulator "
                                f"does not pass (known: {sorted(C_TYPES)}, as scalars or single pointers)")
-        params.append(Param(name, ctype.replace(" *", "*"), C_TYPES[base], bool(pointer), "const" in ctype.split()))
+        params.append(Param(name, ctype, C_TYPES[base], bool(pointer), ctype.startswith("const ")))
     return params
 
 
@@ -206,10 +208,12 @@ class EmulatedKernel:
         pid = os.fork()
         if pid == 0:                                       # child: run the grid, leave without cleanup
             try:
+                faulthandler.disable()                     # a crash is reported by the parent, once
                 self._fn(*grid, *block, argv)
             finally:
                 os._exit(0)
-        deadline = time.monotonic() + float(os.environ.get("TINYLM_CUDA_EMU_TIMEOUT", 300))
+        timeout = float(os.environ.get("TINYLM_CUDA_EMU_TIMEOUT", 300))
+        deadline = time.monotonic() + timeout
         pause = 1e-4
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -218,8 +222,9 @@ class EmulatedKernel:
             if time.monotonic() > deadline:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                raise CudaEmuError(f"kernel {self.name}: still running after $TINYLM_CUDA_EMU_TIMEOUT s; a "
-                                   f"__syncthreads() that some threads of a block never reach hangs it")
+                raise CudaEmuError(f"kernel {self.name}: still running after {timeout:g} s "
+                                   f"($TINYLM_CUDA_EMU_TIMEOUT): a loop that never ends, or threads waiting on "
+                                   f"each other?")
             time.sleep(pause)
             pause = min(2 * pause, 0.01)
         if os.WIFSIGNALED(status):
