@@ -6,6 +6,8 @@ barriers, early exits) and the faults it turns into errors instead of wrong numb
 process (unwritten shared memory, reads and writes past an argument, crashes, hangs, arguments of
 the wrong type).
 """
+import functools
+import subprocess
 import sys
 
 import numpy as np
@@ -211,10 +213,74 @@ def test_emulated_cupy_backend_switches_and_restores():
     with cuda_emu.emulated_cupy_backend() as be:
         assert be.name == "cupy" and tinylm.get_backend() is be
         assert get_kernel("matmul").backend == "cupy" and get_kernel("attention").backend == "cupy"
-        assert sys.modules["cupy"].RawModule is RawModule
+        source = CUDA_DIR / "matmul_v1_naive.cu"
+        mod = sys.modules["cupy"].RawModule(code=source.read_text(), options=("--std=c++14",))
+        assert isinstance(mod, RawModule) and mod.name == str(source)     # reports name the real file
     assert tinylm.get_backend().name == "numpy"
     assert ("cupy" in sys.modules) == had_cupy
     with pytest.raises(ZeroDivisionError), cuda_emu.emulated_cupy_backend():
         1 / 0
     assert tinylm.get_backend().name == "numpy"
     assert ("cupy" in sys.modules) == had_cupy
+
+
+# --- ThreadSanitizer: a missing __syncthreads is a data race between a block's threads -----------
+
+@functools.cache
+def _thread_sanitizer_missing() -> str | None:
+    """Why TSan can't run here, or None when a racy two-thread program gets reported."""
+    try:
+        mod = RawModule(RACY, name="tsan_probe.cu", sanitize="thread")
+    except CudaEmuError as e:
+        return f"g++ -fsanitize=thread does not build here: {e}"
+    try:
+        mod.get_function("shift_left")(1, 64, (np.zeros(64, np.float32),))
+    except CudaEmuError as e:
+        return None if "data race" in str(e) else f"TSan did not run as expected: {e}"
+    return "TSan ran but did not report a known race"
+
+
+def _needs_tsan():
+    if (why := _thread_sanitizer_missing()) is not None:
+        pytest.skip(why)
+
+
+RACY = r'''
+extern "C" __global__ void shift_left(float* __restrict__ y) {
+    __shared__ float s[64];
+    s[threadIdx.x] = threadIdx.x;
+    BARRIER;                                       // the race: without it, s[t + 1] may not be written yet
+    y[threadIdx.x] = threadIdx.x < 63 ? s[threadIdx.x + 1] : 0.0f;
+}
+'''.replace("BARRIER", "(void)0")
+
+
+def test_thread_sanitizer_reports_a_missing_barrier():
+    _needs_tsan()
+    with pytest.raises(CudaEmuError, match="(?s)ThreadSanitizer: data race.*shift_left"):
+        RawModule(RACY, name="racy.cu", sanitize="thread").get_function("shift_left")(1, 64, (np.zeros(64, np.float32),))
+    fixed = RawModule(RACY.replace("(void)0", "__syncthreads()"), name="fixed.cu", sanitize="thread")
+    y = np.zeros(64, np.float32)
+    fixed.get_function("shift_left")(1, 64, (y,))
+    np.testing.assert_array_equal(y, np.r_[np.arange(1, 64), 0])
+
+
+@pytest.mark.parametrize("case", ["matmul", "attention_causal_pad"])
+def test_cuda_kernels_are_race_free_under_thread_sanitizer(case, monkeypatch):
+    """tinylm's own kernels, through cupy_kernels' host code, with every launch under TSan."""
+    _needs_tsan()
+    from tinylm.backend import cupy_kernels as ck
+    monkeypatch.setenv("TINYLM_CUDA_EMU_SANITIZE", "thread")
+    r = np.random.default_rng(0)
+    with cuda_emu.emulated_cupy_backend():
+        if case == "matmul":
+            a, b = r.standard_normal((2, 20, 40)).astype(np.float32), r.standard_normal((40, 67)).astype(np.float32)
+            for f in (ck.matmul_naive, ck.matmul_tiled):
+                np.testing.assert_allclose(f(a, b), a @ b, rtol=1e-4, atol=1e-4)
+        else:
+            q, k, v, g = (r.standard_normal((1, 2, 70, 24)).astype(np.float32) for _ in range(4))
+            pad = r.random((1, 70)) < 0.2
+            out, cache = ck.flash_attention_forward(q, k, v, causal=True, key_padding_mask=pad, scale=0.2,
+                                                    dropout_mask=None)
+            dq, dk, dv = ck.flash_attention_backward(g, cache)
+            assert all(np.isfinite(x).all() for x in (out, dq, dk, dv))

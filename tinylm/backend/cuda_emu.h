@@ -3,7 +3,8 @@
 // Why: to check a kernel's arithmetic, indexing and masking (and find a missing __syncthreads) on a
 // machine without a GPU, and to step through a kernel in gdb. It is not a GPU model: no warps, no
 // timing, no memory hierarchy; a block's threads are OS threads, run one block at a time.
-// Used by tinylm/backend/cuda_emu.py, which prepends this header to a .cu source (g++ -include).
+// Used by tinylm/backend/cuda_emu.py, which puts this header before a .cu source and after it one
+// launcher per kernel plus a main(): each launch is one run of that small program (driver_main).
 //
 // What it emulates:
 //   threadIdx, blockIdx, blockDim, gridDim   per-thread (thread_local) and per-launch values
@@ -22,11 +23,19 @@
 // dynamic shared memory. A kernel using them fails to compile here, loudly.
 #pragma once
 
+#include <fcntl.h>
+#include <math.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <barrier>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <math.h>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -83,6 +92,63 @@ void launch(dim3 grid, dim3 block, Body body) {
                 for (std::thread& th : threads) th.join();
                 block_barrier = nullptr;
             }
+}
+
+// One entry per kernel of the source: its launcher and its parameters, one character each: 'p' for a
+// pointer, else the scalar's size in bytes ('4' for int or float, '8' for long long).
+using Launcher = void (*)(dim3 grid, dim3 block, void** args);
+struct KernelEntry {
+    const char* name;
+    Launcher launch;
+    const char* params;
+};
+
+// argv: kernel gx gy gz bx by bz, then one word per parameter: a pointer's "file:offset" (the file is
+// mapped shared, so what the kernel writes lands in it) or a scalar's bytes in hex, little-endian.
+// Arguments are cuLaunchKernel's: args[i] points at the value of parameter i.
+inline int driver_main(int argc, char** argv, const KernelEntry* table, int n_kernels) {
+    const KernelEntry* k = nullptr;
+    for (int i = 0; argc > 1 && i < n_kernels; ++i)
+        if (std::strcmp(table[i].name, argv[1]) == 0) k = &table[i];
+    const int n_params = k ? (int)std::strlen(k->params) : 0;
+    if (!k || argc != 8 + n_params) {
+        std::fprintf(stderr, "cuda_emu driver: usage: kernel gx gy gz bx by bz args...\n");
+        return 2;
+    }
+    unsigned d[6];
+    for (int i = 0; i < 6; ++i) d[i] = (unsigned)std::strtoul(argv[2 + i], nullptr, 10);
+    std::vector<unsigned long long> values(n_params);   // a pointer's or a scalar's bits
+    std::vector<void*> args(n_params);
+    for (int i = 0; i < n_params; ++i) {
+        const char* word = argv[8 + i];
+        if (k->params[i] == 'p') {
+            const char* colon = std::strrchr(word, ':');
+            const std::string path(word, colon);
+            const int fd = open(path.c_str(), O_RDWR);
+            struct stat st;
+            if (fd < 0 || fstat(fd, &st) != 0) {
+                std::perror(path.c_str());
+                return 2;
+            }
+            char* base = (char*)mmap(nullptr, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (base == MAP_FAILED) {
+                std::perror("mmap");
+                return 2;
+            }
+            close(fd);
+            values[i] = (unsigned long long)(base + std::strtoull(colon + 1, nullptr, 10));
+        } else {
+            const int size = k->params[i] - '0';
+            unsigned char* bytes = (unsigned char*)&values[i];   // little-endian: low bytes first
+            for (int b = 0; b < size; ++b) {
+                char hex[3] = {word[2 * b], word[2 * b + 1], 0};
+                bytes[b] = (unsigned char)std::strtoul(hex, nullptr, 16);
+            }
+        }
+        args[i] = &values[i];
+    }
+    k->launch(dim3{d[0], d[1], d[2]}, dim3{d[3], d[4], d[5]}, args.data());
+    return 0;
 }
 }  // namespace cuda_emu
 

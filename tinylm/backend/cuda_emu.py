@@ -33,10 +33,7 @@ Compiled libraries are cached under ``$TINYLM_CUDA_EMU_CACHE`` (default
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import faulthandler
 import hashlib
-import mmap
 import os
 import re
 import shutil
@@ -44,7 +41,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import types
 from pathlib import Path
 from typing import Iterator, NamedTuple
@@ -55,8 +51,11 @@ __all__ = ["RawModule", "EmulatedKernel", "CudaEmuError", "compiler", "emulated_
 
 HEADER = Path(__file__).with_name("cuda_emu.h")
 GUARD_BYTES = 4096
-CXXFLAGS = ("-std=c++20", "-O2", "-pthread", "-shared", "-fPIC", "-Wall", "-Wno-unknown-pragmas",
+CXXFLAGS = ("-std=c++20", "-O2", "-pthread", "-Wall", "-Wno-unknown-pragmas",
             "-Wno-sign-compare", "-Werror")   # CUDA code compares threadIdx (unsigned) with ints
+# with $TINYLM_CUDA_EMU_SANITIZE=thread (or address, undefined): line numbers in reports, and a
+# report ends the launch with an error
+SANITIZE_FLAGS = ("-g", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all")
 
 # C parameter type (const and * removed) -> NumPy dtype; what a pointer points at or a scalar is.
 C_TYPES = {
@@ -64,11 +63,6 @@ C_TYPES = {
     "int": np.int32, "unsigned": np.uint32, "unsigned int": np.uint32,
     "long long": np.int64, "unsigned long long": np.uint64,
     "unsigned char": np.uint8, "char": np.int8, "signed char": np.int8,
-}
-_CTYPES_SCALAR = {
-    np.float32: ctypes.c_float, np.float64: ctypes.c_double, np.int32: ctypes.c_int32,
-    np.uint32: ctypes.c_uint32, np.int64: ctypes.c_int64, np.uint64: ctypes.c_uint64,
-    np.uint8: ctypes.c_uint8, np.int8: ctypes.c_int8,
 }
 _KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(([^)]*)\)')
 _SHARED = re.compile(r"__shared__\s+((?:unsigned\s+|signed\s+|const\s+)*\w+)\s+([^;]+);")
@@ -121,16 +115,29 @@ def _rewrite_shared(source: str) -> str:
     return _SHARED.sub(one, source)
 
 
-def _trampoline(kernel: str, params: list[Param]) -> str:
-    # cuLaunchKernel's convention: args[i] points at the value of parameter i.
-    call = ", ".join(f"*static_cast<{p.ctype}*>(args[{i}])" for i, p in enumerate(params))
-    return (f'extern "C" void cuda_emu_launch_{kernel}(unsigned gx, unsigned gy, unsigned gz, '
-            f"unsigned bx, unsigned by, unsigned bz, void** args) {{\n"
-            f"    cuda_emu::launch(dim3{{gx, gy, gz}}, dim3{{bx, by, bz}}, [args] {{ {kernel}({call}); }});\n}}\n")
+def _driver(kernels: dict[str, list[Param]]) -> str:
+    """One launcher per kernel, the table driver_main looks kernels up in, and main()."""
+    out, entries = [], []
+    for k, params in kernels.items():
+        # cuLaunchKernel's convention: args[i] points at the value of parameter i
+        call = ", ".join(f"*static_cast<{p.ctype}*>(args[{i}])" for i, p in enumerate(params))
+        out.append(f"static void cuda_emu_launch_{k}(dim3 grid, dim3 block, void** args) {{\n"
+                   f"    cuda_emu::launch(grid, block, [args] {{ {k}({call}); }});\n}}\n")
+        kinds = "".join("p" if p.pointer else str(np.dtype(p.dtype).itemsize) for p in params)
+        entries.append(f'    {{"{k}", cuda_emu_launch_{k}, "{kinds}"}},\n')
+    out.append("static const cuda_emu::KernelEntry cuda_emu_kernels[] = {\n" + "".join(entries) + "};\n")
+    out.append("int main(int argc, char** argv) {\n    return cuda_emu::driver_main(argc, argv, cuda_emu_kernels, "
+               f"{len(kernels)});\n}}\n")
+    return "".join(out)
 
 
 def _cache_dir() -> Path:
     return Path(os.environ.get("TINYLM_CUDA_EMU_CACHE", Path.home() / ".cache" / "tinylm" / "cuda_emu"))
+
+
+def _scratch_dir() -> str | None:
+    """Where a launch's argument files go: /dev/shm (memory) when there is one, else the temp dir."""
+    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
 def _dim3(value, what: str, kernel: str) -> tuple[int, int, int]:
@@ -143,8 +150,8 @@ def _dim3(value, what: str, kernel: str) -> tuple[int, int, int]:
 class EmulatedKernel:
     """One ``extern "C" __global__`` kernel; call it as ``kernel(grid, block, args)``."""
 
-    def __init__(self, name: str, params: list[Param], fn):
-        self.name, self.params, self._fn = name, params, fn
+    def __init__(self, name: str, params: list[Param], exe: Path):
+        self.name, self.params, self._exe = name, params, exe
 
     def __repr__(self) -> str:
         return f"EmulatedKernel({self.name}({', '.join(f'{p.ctype} {p.name}' for p in self.params)}))"
@@ -157,29 +164,30 @@ class EmulatedKernel:
         if len(args) != len(self.params):
             raise CudaEmuError(f"kernel {self.name}: expected {len(self.params)} arguments "
                                f"({', '.join(p.name for p in self.params)}), got {len(args)}")
-        values, buffers = [], []          # keep every ctypes value and buffer alive through the call
-        for p, a in zip(self.params, args):
-            if p.pointer:
-                values.append(ctypes.c_void_p(self._guarded(p, a, buffers)))
-            else:
-                if type(a) is not p.dtype:
+        with tempfile.TemporaryDirectory(prefix="cuda_emu-", dir=_scratch_dir()) as tmp:
+            words, buffers = [], []
+            for i, (p, a) in enumerate(zip(self.params, args)):
+                if p.pointer:
+                    words.append(f"{self._guarded(p, a, buffers, Path(tmp) / str(i))}:{GUARD_BYTES}")
+                elif type(a) is not p.dtype:
                     raise CudaEmuError(f"kernel {self.name}: argument {p.name!r} ({p.ctype}) must be "
                                        f"numpy.{p.dtype.__name__}, got {type(a).__name__} {a!r}")
-                values.append(_CTYPES_SCALAR[p.dtype](a))
-        argv = (ctypes.c_void_p * len(values))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
-        self._run_isolated(grid, block, argv)
-        overwritten = [f"{p.name!r} ({where} its {a.nbytes} bytes)" for p, a, buf in buffers
-                       for where, guard in (("before", buf[:GUARD_BYTES]), ("after", buf[GUARD_BYTES + a.nbytes:]))
-                       if (guard != 0xFF).any()]
-        if overwritten:
-            raise CudaEmuError(f"kernel {self.name}: wrote outside its arguments, into the guard bytes of "
-                               + ", ".join(overwritten))
-        for p, a, buf in buffers:
-            n = a.nbytes
-            if not p.const:
-                a[...] = buf[GUARD_BYTES:GUARD_BYTES + n].view(a.dtype).reshape(a.shape)
+                else:
+                    words.append(np.asarray(a).astype(np.dtype(p.dtype).newbyteorder("<")).tobytes().hex())
+            self._run(grid, block, words)
+            overwritten = [f"{p.name!r} ({where} its {a.nbytes} bytes)" for p, a, buf in buffers
+                           for where, guard in (("before", buf[:GUARD_BYTES]), ("after", buf[GUARD_BYTES + a.nbytes:]))
+                           if (guard != 0xFF).any()]
+            if overwritten:
+                raise CudaEmuError(f"kernel {self.name}: wrote outside its arguments, into the guard bytes of "
+                                   + ", ".join(overwritten))
+            for p, a, buf in buffers:
+                if not p.const:
+                    a[...] = buf[GUARD_BYTES:GUARD_BYTES + a.nbytes].view(a.dtype).reshape(a.shape)
+                del buf                                   # unmap before the directory goes
 
-    def _guarded(self, p: Param, a, buffers: list) -> int:
+    def _guarded(self, p: Param, a, buffers: list, path: Path) -> Path:
+        """``a`` copied into file ``path`` between two guards of 0xFF bytes; the launch maps the file."""
         if not isinstance(a, np.ndarray):
             raise CudaEmuError(f"kernel {self.name}: argument {p.name!r} ({p.ctype}) must be a NumPy array, "
                                f"got {type(a).__name__}")
@@ -196,40 +204,28 @@ class EmulatedKernel:
             if a.size and other.size and np.shares_memory(a, other):
                 raise CudaEmuError(f"kernel {self.name}: arguments {q.name!r} and {p.name!r} share memory; the "
                                    f"emulator copies each argument, so it cannot run aliased ones")
-        # shared with the forked child that runs the kernel (see _run_isolated)
-        buf = np.frombuffer(mmap.mmap(-1, a.nbytes + 2 * GUARD_BYTES), np.uint8)
+        buf = np.memmap(path, np.uint8, "w+", shape=(a.nbytes + 2 * GUARD_BYTES,))
         buf.fill(0xFF)
         buf[GUARD_BYTES:GUARD_BYTES + a.nbytes] = a.reshape(-1).view(np.uint8)
+        buf.flush()
         buffers.append((p, a, buf))
-        return buf.ctypes.data + GUARD_BYTES
+        return path
 
-    def _run_isolated(self, grid, block, argv) -> None:
-        """The launch, in a forked child: a crash or a hang becomes a CudaEmuError, not a dead process."""
-        pid = os.fork()
-        if pid == 0:                                       # child: run the grid, leave without cleanup
-            try:
-                faulthandler.disable()                     # a crash is reported by the parent, once
-                self._fn(*grid, *block, argv)
-            finally:
-                os._exit(0)
+    def _run(self, grid, block, words: list[str]) -> None:
+        """The launch: one run of the compiled driver, so a crash or a hang is an error here, not a dead
+        Python process; under a sanitizer, its report fails the launch too."""
         timeout = float(os.environ.get("TINYLM_CUDA_EMU_TIMEOUT", 300))
-        deadline = time.monotonic() + timeout
-        pause = 1e-4
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                raise CudaEmuError(f"kernel {self.name}: still running after {timeout:g} s "
-                                   f"($TINYLM_CUDA_EMU_TIMEOUT): a loop that never ends, or threads waiting on "
-                                   f"each other?")
-            time.sleep(pause)
-            pause = min(2 * pause, 0.01)
-        if os.WIFSIGNALED(status):
-            raise CudaEmuError(f"kernel {self.name}: crashed ({signal.Signals(os.WTERMSIG(status)).name}): an "
-                               f"access far outside an argument (beyond the {GUARD_BYTES}-byte guards)?")
+        try:
+            res = subprocess.run([str(self._exe), self.name, *map(str, grid + block), *words],
+                                 capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise CudaEmuError(f"kernel {self.name}: still running after {timeout:g} s ($TINYLM_CUDA_EMU_TIMEOUT): "
+                               f"a loop that never ends, or threads waiting on each other?") from None
+        if res.returncode < 0:
+            raise CudaEmuError(f"kernel {self.name}: crashed ({signal.Signals(-res.returncode).name}): an access "
+                               f"far outside an argument (beyond the {GUARD_BYTES}-byte guards)?\n{res.stderr}")
+        if res.returncode != 0 or res.stderr:
+            raise CudaEmuError(f"kernel {self.name}: the launch failed (exit status {res.returncode}):\n{res.stderr}")
 
 
 class RawModule:
@@ -237,41 +233,50 @@ class RawModule:
 
     ``code``: the CUDA C++ source. ``options``: NVRTC options; ``-D``/``--define-macro`` ones are
     passed on, the rest (``--std=...``, architecture flags) mean nothing here and are ignored.
+    ``name``: the file name reports show. ``sanitize``: a g++ sanitizer to build with ("thread"
+    reports data races between a block's threads, such as a missing ``__syncthreads``; "address",
+    "undefined"), default ``$TINYLM_CUDA_EMU_SANITIZE``; a sanitizer's report fails the launch.
     Raises :class:`CudaEmuError` when there is no C++ compiler or the source does not compile.
     """
 
-    def __init__(self, code: str, options: tuple[str, ...] = (), name: str = "kernel.cu"):
+    def __init__(self, code: str, options: tuple[str, ...] = (), name: str = "kernel.cu", *,
+                 sanitize: str | None = None):
         cxx = compiler()
         if cxx is None:
-            raise CudaEmuError(f"no C++ compiler: the emulator needs g++ (or $CXX), found neither")
+            raise CudaEmuError("no C++ compiler: the emulator needs g++ (or $CXX), found neither")
         self.kernels = {k: _parse_params(k, p) for k, p in _KERNEL.findall(code)}
         if not self.kernels:
             raise CudaEmuError(f'{name}: no extern "C" __global__ kernels found')
         defines = [o for o in options if o.startswith(("-D", "--define-macro"))]
         unit = (f'#include "{HEADER}"\n#line 1 "{name}"\n{_rewrite_shared(code)}\n'
-                + "".join(_trampoline(k, ps) for k, ps in self.kernels.items()))
-        flags = (*CXXFLAGS, *defines)
+                + _driver(self.kernels))
+        sanitize = os.environ.get("TINYLM_CUDA_EMU_SANITIZE", "") if sanitize is None else sanitize
+        flags = (*CXXFLAGS, *defines, *(SANITIZE_FLAGS + (f"-fsanitize={sanitize}",) if sanitize else ()))
         key = hashlib.sha256("\0".join([HEADER.read_text(), unit, cxx, *flags]).encode()).hexdigest()[:20]
-        lib = _cache_dir() / f"{Path(name).stem}-{key}.so"
-        if not lib.exists():
-            lib.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
-                src, out = Path(tmp) / "unit.cpp", Path(tmp) / "lib.so"
+        self._exe = _cache_dir() / f"{Path(name).stem}-{key}"
+        if not self._exe.exists():
+            self._exe.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=self._exe.parent) as tmp:
+                src, out = Path(tmp) / "unit.cpp", Path(tmp) / "driver"
                 src.write_text(unit)
                 res = subprocess.run([cxx, *flags, str(src), "-o", str(out)], capture_output=True, text=True)
                 if res.returncode != 0:
                     raise CudaEmuError(f"{name}: {Path(cxx).name} could not compile it for the emulator:\n{res.stderr}")
-                os.replace(out, lib)          # atomic: a concurrent process sees no half-written library
-        self._lib = ctypes.CDLL(str(lib))
+                os.replace(out, self._exe)    # atomic: a concurrent process sees no half-written program
         self.name = name
 
     def get_function(self, name: str) -> EmulatedKernel:
         if name not in self.kernels:
             raise CudaEmuError(f"{self.name}: no kernel {name!r}; it defines {sorted(self.kernels)}")
-        fn = getattr(self._lib, f"cuda_emu_launch_{name}")
-        fn.restype = None
-        fn.argtypes = [ctypes.c_uint] * 6 + [ctypes.c_void_p]
-        return EmulatedKernel(name, self.kernels[name], fn)
+        return EmulatedKernel(name, self.kernels[name], self._exe)
+
+
+def _named_raw_module(code: str, options: tuple[str, ...] = ()) -> RawModule:
+    """RawModule(code, options), named after the file in tinylm/backend/cuda/ the code came from, so
+    compiler errors, sanitizer reports and gdb point at that file's lines."""
+    from tinylm.backend.cupy_kernels import CUDA_DIR
+    path = next((p for p in sorted(CUDA_DIR.glob("*.cu")) if p.read_text() == code), None)
+    return RawModule(code, options, name=str(path) if path else "kernel.cu")
 
 
 def _numpy_as_cupy() -> types.ModuleType:
@@ -283,7 +288,7 @@ def _numpy_as_cupy() -> types.ModuleType:
 
     shim = types.ModuleType("cupy", "tinylm.backend.cuda_emu's stand-in for CuPy: NumPy arrays, kernels on the CPU")
     shim.__getattr__ = lambda name: getattr(np, name)        # everything else is NumPy's
-    shim.RawModule = RawModule
+    shim.RawModule = _named_raw_module
     shim.asnumpy = np.asarray
     shim.empty = lambda shape, dtype=float, order="C": poisoned(np.empty(shape, dtype, order))
     shim.empty_like = lambda a, dtype=None: poisoned(np.empty_like(a, dtype=dtype, order="C"))
