@@ -4,10 +4,12 @@ The ``.cu`` sources in ``tinylm/backend/cuda/`` are compiled with the host C++ c
 ``cuda_emu.h``, which supplies ``threadIdx``/``blockIdx``/``__syncthreads``/``__shared__``; each
 block's threads become OS threads, one block at a time. What that checks, on a machine without a
 GPU: a kernel's arithmetic, its indexing and edge handling (odd sizes, masks), that every output
-element is written, that nothing is written outside an argument, and (as far as real threads show
-it) missing barriers. What it cannot check: speed, warp-level behaviour, register or shared-memory
-limits, or races that these CPU threads happen not to hit. A kernel that passes here still has to
-pass on a GPU (``examples/gpu_check.py``).
+element is written and nothing outside an argument is, and, built with ThreadSanitizer
+(``sanitize="thread"``), that the block's threads never touch the same shared memory without a
+``__syncthreads`` between them (TSan reasons about the order the barriers impose, not about
+timing luck, for every path the launch runs). What it cannot check: speed, warp-level behaviour,
+register or shared-memory limits. A kernel that passes here still has to pass on a GPU
+(``examples/gpu_check.py``).
 
 The interface is CuPy's, so cupy_kernels.py's host code can run unchanged on NumPy arrays
 (:func:`emulated_cupy_backend` does that for a whole model)::
@@ -22,12 +24,14 @@ the matching dtype (``const float*`` -> float32), a scalar parameter the matchin
 that would hand the GPU the wrong bits fails here with the parameter's name. Each array is copied
 into a buffer with 4 KiB of 0xFF bytes (NaN for floats) on each side: a read past an edge brings
 NaN into the result, a write past an edge raises. ``__shared__`` arrays are 0xFF-filled before each
-block, so a read of shared memory the block never wrote is NaN too. Each launch runs in a forked
-child process writing into shared memory, so a kernel that crashes (an access beyond the guards)
-or hangs (a ``__syncthreads`` some threads never reach) raises :class:`CudaEmuError` here instead of
-taking the Python process down; ``$TINYLM_CUDA_EMU_TIMEOUT`` (seconds, default 300) bounds a launch.
+block, so a read of shared memory the block never wrote is NaN too. Each launch is one run of a
+small compiled program (the kernels, a launcher per kernel and a ``main``) that maps the argument
+files, so a kernel that crashes (an access beyond the guards) or hangs raises
+:class:`CudaEmuError` here instead of taking the Python process down, and so sanitizers work
+without touching the Python process; ``$TINYLM_CUDA_EMU_TIMEOUT`` (seconds, default 300) bounds a
+launch. Launches cost a few milliseconds each, plus the kernel's own time.
 
-Compiled libraries are cached under ``$TINYLM_CUDA_EMU_CACHE`` (default
+Compiled programs are cached under ``$TINYLM_CUDA_EMU_CACHE`` (default
 ``~/.cache/tinylm/cuda_emu``), keyed by a hash of the source, the header and the compiler flags.
 """
 from __future__ import annotations
@@ -184,7 +188,6 @@ class EmulatedKernel:
             for p, a, buf in buffers:
                 if not p.const:
                     a[...] = buf[GUARD_BYTES:GUARD_BYTES + a.nbytes].view(a.dtype).reshape(a.shape)
-                del buf                                   # unmap before the directory goes
 
     def _guarded(self, p: Param, a, buffers: list, path: Path) -> Path:
         """``a`` copied into file ``path`` between two guards of 0xFF bytes; the launch maps the file."""
@@ -273,7 +276,7 @@ class RawModule:
 
 def _named_raw_module(code: str, options: tuple[str, ...] = ()) -> RawModule:
     """RawModule(code, options), named after the file in tinylm/backend/cuda/ the code came from, so
-    compiler errors, sanitizer reports and gdb point at that file's lines."""
+    compiler errors and sanitizer reports point at that file's lines."""
     from tinylm.backend.cupy_kernels import CUDA_DIR
     path = next((p for p in sorted(CUDA_DIR.glob("*.cu")) if p.read_text() == code), None)
     return RawModule(code, options, name=str(path) if path else "kernel.cu")
