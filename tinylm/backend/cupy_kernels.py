@@ -16,7 +16,9 @@ Versions (all stay registered; the harness times each against ``cupy.matmul``/cu
 float32 only: other dtypes (and attention with dropout or head dim > 128) go to the reference
 kernel, which on this backend is CuPy's own matmul (cuBLAS) and the xp-written reference attention.
 Every array stays on the GPU: no host round trips. Tests: tests/test_cuda_sources.py (compiles each
-source with nvcc when it is installed; runs the kernels against the reference when a GPU is).
+source with nvcc when it is installed; runs the kernels against the reference when a GPU is), and,
+with or without a GPU, tests/test_kernels.py's "cupy-emulated" cases: this host code and the CUDA
+sources run on the CPU through tinylm.backend.cuda_emu.
 """
 from __future__ import annotations
 
