@@ -224,26 +224,8 @@ def test_emulated_cupy_backend_switches_and_restores():
     assert ("cupy" in sys.modules) == had_cupy
 
 
-# --- ThreadSanitizer: a missing __syncthreads is a data race between a block's threads -----------
-
-@functools.cache
-def _thread_sanitizer_missing() -> str | None:
-    """Why TSan can't run here, or None when a racy two-thread program gets reported."""
-    try:
-        mod = RawModule(RACY, name="tsan_probe.cu", sanitize="thread")
-    except CudaEmuError as e:
-        return f"g++ -fsanitize=thread does not build here: {e}"
-    try:
-        mod.get_function("shift_left")(1, 64, (np.zeros(64, np.float32),))
-    except CudaEmuError as e:
-        return None if "data race" in str(e) else f"TSan did not run as expected: {e}"
-    return "TSan ran but did not report a known race"
-
-
-def _needs_tsan():
-    if (why := _thread_sanitizer_missing()) is not None:
-        pytest.skip(why)
-
+# --- sanitizers: ThreadSanitizer sees a missing __syncthreads as a data race between a block's threads;
+# AddressSanitizer sees any access past either end of an argument, a shared array or a thread's own
 
 RACY = r'''
 extern "C" __global__ void shift_left(float* __restrict__ y) {
@@ -252,31 +234,78 @@ extern "C" __global__ void shift_left(float* __restrict__ y) {
     BARRIER;                                       // the race: without it, s[t + 1] may not be written yet
     y[threadIdx.x] = threadIdx.x < 63 ? s[threadIdx.x + 1] : 0.0f;
 }
-'''.replace("BARRIER", "(void)0")
+'''
+OFF_BY_ONE = r'''
+extern "C" __global__ void sum_all(const float* __restrict__ x, float* __restrict__ y, int n) {
+    float acc = 0.0f;
+    for (int i = 0; i <= n + LAST; ++i) acc += x[i];    // LAST = 0 reads x[n], one past the end
+    y[threadIdx.x] = acc;
+}
+'''
+# (source, kernel, args, what the sanitizer must say) for each sanitizer's planted bug
+PLANTED = {
+    "thread": (RACY.replace("BARRIER", "(void)0"), "shift_left", lambda: (np.zeros(64, np.float32),),
+               "(?s)ThreadSanitizer: data race.*shift_left"),
+    "address": (OFF_BY_ONE.replace("LAST", "0"), "sum_all",
+                lambda: (np.zeros(8, np.float32), np.zeros(1, np.float32), np.int32(8)),
+                "(?s)AddressSanitizer: heap-buffer-overflow.*READ of size 4.*sum_all"),
+}
 
 
-def test_thread_sanitizer_reports_a_missing_barrier():
-    _needs_tsan()
-    with pytest.raises(CudaEmuError, match="(?s)ThreadSanitizer: data race.*shift_left"):
-        RawModule(RACY, name="racy.cu", sanitize="thread").get_function("shift_left")(1, 64, (np.zeros(64, np.float32),))
-    fixed = RawModule(RACY.replace("(void)0", "__syncthreads()"), name="fixed.cu", sanitize="thread")
-    y = np.zeros(64, np.float32)
-    fixed.get_function("shift_left")(1, 64, (y,))
-    np.testing.assert_array_equal(y, np.r_[np.arange(1, 64), 0])
+@functools.cache
+def _sanitizer_missing(sanitizer: str) -> str | None:
+    """Why ``sanitizer`` can't run here, or None when it reports its planted bug."""
+    source, kernel, args, _ = PLANTED[sanitizer]
+    try:
+        mod = RawModule(source, name=f"{sanitizer}_probe.cu", sanitize=sanitizer)
+    except CudaEmuError as e:
+        return f"g++ -fsanitize={sanitizer} does not build here: {e}"
+    try:
+        mod.get_function(kernel)(1, 64 if sanitizer == "thread" else 1, args())
+    except CudaEmuError as e:
+        return None if "Sanitizer" in str(e) else f"{sanitizer} sanitizer did not run as expected: {e}"
+    return f"the {sanitizer} sanitizer ran but did not report the planted bug"
 
 
+def _needs(sanitizer):
+    if (why := _sanitizer_missing(sanitizer)) is not None:
+        pytest.skip(why)
+
+
+@pytest.mark.parametrize("sanitizer", list(PLANTED))
+def test_sanitizer_reports_the_planted_bug_and_passes_the_fix(sanitizer):
+    _needs(sanitizer)
+    source, kernel, args, report = PLANTED[sanitizer]
+    with pytest.raises(CudaEmuError, match=report):
+        RawModule(source, name="planted.cu", sanitize=sanitizer).get_function(kernel)(
+            1, 64 if sanitizer == "thread" else 1, args())
+    if sanitizer == "thread":
+        fixed = RawModule(RACY.replace("BARRIER", "__syncthreads()"), name="fixed.cu", sanitize=sanitizer)
+        y = np.zeros(64, np.float32)
+        fixed.get_function("shift_left")(1, 64, (y,))
+        np.testing.assert_array_equal(y, np.r_[np.arange(1, 64), 0])
+    else:
+        fixed = RawModule(OFF_BY_ONE.replace("LAST", "-1"), name="fixed.cu", sanitize=sanitizer)
+        y = np.zeros(1, np.float32)
+        fixed.get_function("sum_all")(1, 1, (np.arange(8, dtype=np.float32), y, np.int32(8)))
+        assert y[0] == 28
+
+
+@pytest.mark.parametrize("sanitizer", list(PLANTED))
 @pytest.mark.parametrize("case", ["matmul", "attention_causal_pad"])
-def test_cuda_kernels_are_race_free_under_thread_sanitizer(case, monkeypatch):
-    """tinylm's own kernels, through cupy_kernels' host code, with every launch under TSan."""
-    _needs_tsan()
+def test_cuda_kernels_pass_the_sanitizers(sanitizer, case, monkeypatch):
+    """tinylm's own kernels, through cupy_kernels' host code, every launch under the sanitizer: no
+    race between a block's threads, no access outside an array (shapes with edge tiles everywhere)."""
+    _needs(sanitizer)
     from tinylm.backend import cupy_kernels as ck
-    monkeypatch.setenv("TINYLM_CUDA_EMU_SANITIZE", "thread")
+    monkeypatch.setenv("TINYLM_CUDA_EMU_SANITIZE", sanitizer)
     r = np.random.default_rng(0)
     with cuda_emu.emulated_cupy_backend():
         if case == "matmul":
-            a, b = r.standard_normal((2, 20, 40)).astype(np.float32), r.standard_normal((40, 67)).astype(np.float32)
-            for f in (ck.matmul_naive, ck.matmul_tiled):
-                np.testing.assert_allclose(f(a, b), a @ b, rtol=1e-4, atol=1e-4)
+            for a_shape, b_shape in [((2, 20, 40), (40, 67)), ((20, 68), (68, 132))]:    # scalar, float4 paths
+                a, b = r.standard_normal(a_shape).astype(np.float32), r.standard_normal(b_shape).astype(np.float32)
+                for f in (ck.matmul_naive, ck.matmul_tiled, ck.matmul_blocktile):
+                    np.testing.assert_allclose(f(a, b), a @ b, rtol=1e-4, atol=1e-4)
         else:
             q, k, v, g = (r.standard_normal((1, 2, 70, 24)).astype(np.float32) for _ in range(4))
             pad = r.random((1, 70)) < 0.2

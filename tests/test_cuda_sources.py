@@ -42,9 +42,9 @@ def test_source_compiles_with_nvcc(path, tmp_path):
 def test_module_imports_and_registers_without_cupy():
     mod = importlib.import_module("tinylm.backend.cupy_kernels")          # cupy is imported lazily
     reg = tinylm.backend.registry
-    assert reg.get_kernel("matmul", "cupy").forward is mod.matmul_tiled
+    assert reg.get_kernel("matmul", "cupy").forward is mod.matmul_blocktile
     assert reg.get_kernel("attention", "cupy").backward is mod.flash_attention_backward
-    assert {k.version for k in reg.list_kernels("matmul") if k.backend == "cupy"} == {"v1_naive", "v2_tiled"}
+    assert {k.version for k in reg.list_kernels("matmul") if k.backend == "cupy"} == {"v1_naive", "v2_tiled", "v3_blocktile"}
 
 
 def _backend_or_skip(name):
@@ -85,7 +85,7 @@ def test_gpt_training_step_on_cupy_matches_numpy(where, monkeypatch):
     loss_np, g_np = _gpt_step(lambda: tinylm.use_backend("numpy"))
     loss_cp, g_cp = _gpt_step(on)
     if where == "emulated":
-        assert {"matmul_tiled", "flash_fwd", "flash_bwd_dkdv", "flash_bwd_dq"} <= set(calls), set(calls)
+        assert {"matmul_blocktile", "flash_fwd", "flash_bwd_dkdv", "flash_bwd_dq"} <= set(calls), set(calls)
     assert abs(loss_cp - loss_np) <= 1e-4 * abs(loss_np)
     for name in g_np:
         np.testing.assert_allclose(g_cp[name], g_np[name], rtol=0, atol=1e-4 * np.abs(g_np[name]).max(), err_msg=name)
@@ -96,10 +96,12 @@ def test_cupy_matmul_large_and_batched(where):
     on = _backend_or_skip("cupy" if where == "gpu" else where)
     from tinylm.backend import cupy_kernels as ck
     r = np.random.default_rng(0)
-    for a_shape, b_shape in [((300, 257), (257, 129)), ((2, 3, 65, 70), (3, 70, 33))]:
+    # odd sizes take the scalar paths; K, N multiples of 4 the float4 ones (with edge tiles on every side)
+    for a_shape, b_shape in [((300, 257), (257, 129)), ((2, 3, 65, 70), (3, 70, 33)), ((130, 68), (68, 132)),
+                             ((2, 3, 129, 64), (3, 64, 36))]:
         a, b = r.standard_normal(a_shape).astype(np.float32), r.standard_normal(b_shape).astype(np.float32)
         want = np.matmul(a.astype(np.float64), b.astype(np.float64))
         with on() as be:
-            for f in (ck.matmul_naive, ck.matmul_tiled):
+            for f in (ck.matmul_naive, ck.matmul_tiled, ck.matmul_blocktile):
                 got = tinylm.to_numpy(f(be.asarray(a), be.asarray(b)))
                 np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())

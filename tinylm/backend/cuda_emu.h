@@ -17,6 +17,8 @@
 //                                            rewrites each declaration into that array plus a
 //                                            cuda_emu::SharedRegistration (this header has no
 //                                            __shared__ macro: a declaration it missed won't compile)
+//   float2, float4, make_float2/4            the same layout and alignment (8, 16 bytes)
+//   __align__(n)                             alignas(n)
 //   __global__/__device__/__forceinline__/__restrict__/__launch_bounds__   qualifiers, dropped
 //   min/max (int), expf, logf, fmaxf, INFINITY                                 from <cmath>/<algorithm>
 // What it does not: warp intrinsics (__shfl_*, __ballot_sync), atomics, tensor cores, textures,
@@ -42,6 +44,16 @@
 struct dim3 {
     unsigned x = 1, y = 1, z = 1;
 };
+
+// CUDA's vector types, with their alignment: a float4 access is one 16-byte load or store
+struct alignas(8) float2 {
+    float x, y;
+};
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+inline float2 make_float2(float x, float y) { return {x, y}; }
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 
 namespace cuda_emu {
 inline thread_local dim3 thread_idx, block_idx;   // this thread's coordinates
@@ -103,9 +115,11 @@ struct KernelEntry {
     const char* params;
 };
 
-// argv: kernel gx gy gz bx by bz, then one word per parameter: a pointer's "file:offset" (the file is
-// mapped shared, so what the kernel writes lands in it) or a scalar's bytes in hex, little-endian.
-// Arguments are cuLaunchKernel's: args[i] points at the value of parameter i.
+// argv: kernel gx gy gz bx by bz, then one word per parameter: a pointer's "file:offset:bytes" (the
+// file is mapped shared, so what the kernel writes lands in it, between the guard bytes cuda_emu.py
+// put around it) or a scalar's bytes in hex, little-endian. Arguments are cuLaunchKernel's: args[i]
+// points at the value of parameter i. Under AddressSanitizer each array is copied to a heap block of
+// exactly its size for the launch (and back after), so ASan reports any access past either end.
 inline int driver_main(int argc, char** argv, const KernelEntry* table, int n_kernels) {
     const KernelEntry* k = nullptr;
     for (int i = 0; argc > 1 && i < n_kernels; ++i)
@@ -119,11 +133,20 @@ inline int driver_main(int argc, char** argv, const KernelEntry* table, int n_ke
     for (int i = 0; i < 6; ++i) d[i] = (unsigned)std::strtoul(argv[2 + i], nullptr, 10);
     std::vector<unsigned long long> values(n_params);   // a pointer's or a scalar's bits
     std::vector<void*> args(n_params);
+    struct HeapCopy {
+        char* mapped;
+        char* heap;
+        size_t bytes;
+    };
+    std::vector<HeapCopy> heap_copies;
     for (int i = 0; i < n_params; ++i) {
         const char* word = argv[8 + i];
         if (k->params[i] == 'p') {
-            const char* colon = std::strrchr(word, ':');
-            const std::string path(word, colon);
+            const std::string w(word);                    // path:offset:bytes (the path may hold ':')
+            const size_t c2 = w.rfind(':'), c1 = w.rfind(':', c2 - 1);
+            const std::string path = w.substr(0, c1);
+            const size_t offset = std::stoull(w.substr(c1 + 1, c2 - c1 - 1));
+            [[maybe_unused]] const size_t bytes = std::stoull(w.substr(c2 + 1));
             const int fd = open(path.c_str(), O_RDWR);
             struct stat st;
             if (fd < 0 || fstat(fd, &st) != 0) {
@@ -136,7 +159,14 @@ inline int driver_main(int argc, char** argv, const KernelEntry* table, int n_ke
                 return 2;
             }
             close(fd);
-            values[i] = (unsigned long long)(base + std::strtoull(colon + 1, nullptr, 10));
+            char* data = base + offset;
+#if defined(__SANITIZE_ADDRESS__)
+            char* heap = (char*)std::malloc(bytes ? bytes : 1);
+            std::memcpy(heap, data, bytes);
+            heap_copies.push_back({data, heap, bytes});
+            data = heap;
+#endif
+            values[i] = (unsigned long long)data;
         } else {
             const int size = k->params[i] - '0';
             unsigned char* bytes = (unsigned char*)&values[i];   // little-endian: low bytes first
@@ -148,6 +178,10 @@ inline int driver_main(int argc, char** argv, const KernelEntry* table, int n_ke
         args[i] = &values[i];
     }
     k->launch(dim3{d[0], d[1], d[2]}, dim3{d[3], d[4], d[5]}, args.data());
+    for (const HeapCopy& h : heap_copies) {
+        std::memcpy(h.mapped, h.heap, h.bytes);
+        std::free(h.heap);
+    }
     return 0;
 }
 }  // namespace cuda_emu
@@ -163,6 +197,7 @@ inline int driver_main(int argc, char** argv, const KernelEntry* table, int n_ke
 #define __forceinline__ inline
 #define __restrict__ __restrict
 #define __launch_bounds__(...)
+#define __align__(n) alignas(n)
 
 inline void __syncthreads() { cuda_emu::block_barrier->arrive_and_wait(); }
 

@@ -4,12 +4,13 @@ The ``.cu`` sources in ``tinylm/backend/cuda/`` are compiled with the host C++ c
 ``cuda_emu.h``, which supplies ``threadIdx``/``blockIdx``/``__syncthreads``/``__shared__``; each
 block's threads become OS threads, one block at a time. What that checks, on a machine without a
 GPU: a kernel's arithmetic, its indexing and edge handling (odd sizes, masks), that every output
-element is written and nothing outside an argument is, and, built with ThreadSanitizer
-(``sanitize="thread"``), that the block's threads never touch the same shared memory without a
-``__syncthreads`` between them (TSan reasons about the order the barriers impose, not about
-timing luck, for every path the launch runs). What it cannot check: speed, warp-level behaviour,
-register or shared-memory limits. A kernel that passes here still has to pass on a GPU
-(``examples/gpu_check.py``).
+element is written and nothing outside an argument is. Built with a sanitizer it checks more,
+for every path the launch runs: with ThreadSanitizer (``sanitize="thread"``) that a block's threads
+never touch the same shared memory without a ``__syncthreads`` between them (TSan reasons about
+the order the barriers impose, not about timing luck); with AddressSanitizer (``"address"``) that
+no access, read or write, falls outside an argument, a shared array or a thread's own arrays. What
+it cannot check: speed, warp-level behaviour, register or shared-memory limits. A kernel that
+passes here still has to pass on a GPU (``examples/gpu_check.py``).
 
 The interface is CuPy's, so cupy_kernels.py's host code can run unchanged on NumPy arrays
 (:func:`emulated_cupy_backend` does that for a whole model)::
@@ -69,7 +70,7 @@ C_TYPES = {
     "unsigned char": np.uint8, "char": np.int8, "signed char": np.int8,
 }
 _KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(([^)]*)\)')
-_SHARED = re.compile(r"__shared__\s+((?:unsigned\s+|signed\s+|const\s+)*\w+)\s+([^;]+);")
+_SHARED = re.compile(r"__shared__\s+(__align__\s*\(\s*\d+\s*\)\s+)?((?:unsigned\s+|signed\s+|const\s+)*\w+)\s+([^;]+);")
 
 
 class CudaEmuError(RuntimeError):
@@ -107,13 +108,14 @@ def _parse_params(kernel: str, text: str) -> list[Param]:
 
 
 def _rewrite_shared(source: str) -> str:
-    """``__shared__ T a[..], b[..];`` -> the static arrays plus one cuda_emu::SharedRegistration each."""
+    """``__shared__ [__align__(n)] T a[..], b[..];`` -> the static arrays plus one
+    cuda_emu::SharedRegistration each."""
     def one(m: re.Match) -> str:
-        ctype, declarators = m.group(1), [d.strip() for d in m.group(2).split(",")]
+        align, ctype, declarators = m.group(1) or "", m.group(2), [d.strip() for d in m.group(3).split(",")]
         out = []
         for d in declarators:
             name = re.match(r"\w+", d).group(0)
-            out.append(f"static {ctype} {d}; "
+            out.append(f"{align}static {ctype} {d}; "
                        f"static cuda_emu::SharedRegistration cuda_emu_shared_{name}({name}, sizeof({name}));")
         return " ".join(out)
     return _SHARED.sub(one, source)
@@ -172,7 +174,7 @@ class EmulatedKernel:
             words, buffers = [], []
             for i, (p, a) in enumerate(zip(self.params, args)):
                 if p.pointer:
-                    words.append(f"{self._guarded(p, a, buffers, Path(tmp) / str(i))}:{GUARD_BYTES}")
+                    words.append(f"{self._guarded(p, a, buffers, Path(tmp) / str(i))}:{GUARD_BYTES}:{a.nbytes}")
                 elif type(a) is not p.dtype:
                     raise CudaEmuError(f"kernel {self.name}: argument {p.name!r} ({p.ctype}) must be "
                                        f"numpy.{p.dtype.__name__}, got {type(a).__name__} {a!r}")
