@@ -46,3 +46,18 @@ def test_bench_gpt_tokens_per_second():
     cfg = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16)
     for backend in BACKENDS:
         assert bench.bench_gpt_tinylm(cfg, batch=2, steps=1, warmup=1, backend=backend) > 0
+
+
+def test_torch_baselines_run_on_the_device_of_the_kernels_they_are_compared_with(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert bench._torch_devices(["numpy", "numba"]) == ["cpu"]
+    assert bench._torch_devices(["cupy"]) == []                  # a GPU kernel is never timed against the CPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert bench._torch_devices(["cupy"]) == ["cuda"]
+    assert bench._torch_devices(["numba", "cupy"]) == ["cpu", "cuda"]
+    t = {"k@gpu": 2.0, "k@cpu": 4.0, "torch.matmul": 1.0, "torch.matmul@cuda": 3.0}
+    where = {"k@gpu": "cupy", "k@cpu": "numba", "torch.matmul": "torch@cpu", "torch.matmul@cuda": "torch@cuda"}
+    assert bench._vs_torch(t, where, "k@gpu", "torch.matmul") == 1.5
+    assert bench._vs_torch(t, where, "k@cpu", "torch.matmul") == 0.25
+    assert math.isnan(bench._vs_torch({"k": 1.0}, {"k": "cupy"}, "k", "torch.matmul"))

@@ -49,6 +49,8 @@ def _sync(backend: str):
     if backend == "cupy":
         import cupy
         cupy.cuda.Device().synchronize()
+    elif backend == "torch@cuda":
+        _torch().cuda.synchronize()
 
 
 def _timed(fn, backend: str) -> float:
@@ -127,6 +129,28 @@ def _torch():
     return torch
 
 
+def _torch_devices(backends) -> list[str]:
+    """Where to run the PyTorch baselines: on the CPU beside CPU backends, on CUDA beside cupy (a GPU
+    kernel is never compared with PyTorch on the CPU, nor the other way round)."""
+    torch = _torch()
+    if torch is None:
+        return []
+    devices = ["cpu"] if any(b != "cupy" for b in backends) else []
+    if "cupy" in backends and torch.cuda.is_available():
+        devices.append("cuda")
+    return devices
+
+
+def _torch_name(base: str, device: str) -> str:
+    return base if device == "cpu" else f"{base}@cuda"
+
+
+def _vs_torch(t: dict, where: dict, name: str, base: str) -> float:
+    """Time of the PyTorch baseline on the row's own device over the row's time (nan without one)."""
+    device = "cuda" if where[name] in ("cupy", "torch@cuda") else "cpu"
+    return t.get(_torch_name(base, device), float("nan")) / t[name]
+
+
 def _available_backends(wanted) -> list[str]:
     ok = []
     for name in wanted:
@@ -185,15 +209,16 @@ def bench_matmul(backends, shapes, repeats: int, naive_max_flops: float = 3e8) -
                 k.forward(ad, bd)                           # warm-up
                 fns[run.name] = (lambda k=k, ad=ad, bd=bd: k.forward(ad, bd))
                 where[run.name] = run.backend
-        if torch is not None:
-            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        for device in _torch_devices(backends):
+            ta, tb = torch.from_numpy(a).to(device), torch.from_numpy(b).to(device)
             torch.matmul(ta, tb)
-            fns["torch.matmul"], where["torch.matmul"] = (lambda: torch.matmul(ta, tb)), "torch"
+            name = _torch_name("torch.matmul", device)
+            fns[name], where[name] = (lambda ta=ta, tb=tb: torch.matmul(ta, tb)), f"torch@{device}"
         t = _time_side_by_side(fns, where, repeats)
         base = t.get("matmul/numpy/v0_reference", t.get("matmul/numpy/v0_reference@cupy", float("nan")))
-        tt = t.get("torch.matmul", float("nan"))
         for name, sec in t.items():
-            rows.append(Row(name, f"{M}x{K}x{N}", sec, flops / sec / 1e9, base / sec, tt / sec))
+            rows.append(Row(name, f"{M}x{K}x{N}", sec, flops / sec / 1e9, base / sec,
+                            _vs_torch(t, where, name, "torch.matmul")))
     return rows
 
 
@@ -226,16 +251,17 @@ def bench_linear_gelu(backends, shapes, repeats: int) -> list[Row]:
                 args = tuple(be.asarray(a) for a in (x, w, b))
                 run.kernel.forward(*args)                       # warm-up
                 fns[run.name], where[run.name] = (lambda k=run.kernel, args=args: k.forward(*args)), run.backend
-        if torch is not None:
-            tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
+        for device in _torch_devices(backends):
+            tx, tw, tb = (torch.from_numpy(a).to(device) for a in (x, w, b))
             F = torch.nn.functional
-            fns["torch gelu(linear)"], where["torch gelu(linear)"] = \
-                (lambda: F.gelu(F.linear(tx, tw, tb), approximate="tanh")), "torch"
+            name = _torch_name("torch gelu(linear)", device)
+            fns[name], where[name] = \
+                (lambda tx=tx, tw=tw, tb=tb: F.gelu(F.linear(tx, tw, tb), approximate="tanh")), f"torch@{device}"
         t = _time_side_by_side(fns, where, repeats)
         base = t.get("linear_gelu/numpy/v0_reference", t.get("linear_gelu/numpy/v0_reference@cupy", float("nan")))
-        tt = t.get("torch gelu(linear)", float("nan"))
         for name, sec in t.items():
-            rows.append(Row(name, f"{N}x{fan_in}->{out}", sec, flops / sec / 1e9, base / sec, tt / sec))
+            rows.append(Row(name, f"{N}x{fan_in}->{out}", sec, flops / sec / 1e9, base / sec,
+                            _vs_torch(t, where, name, "torch gelu(linear)")))
     return rows
 
 
@@ -257,6 +283,29 @@ def _peak_extra_bytes(fn) -> int:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return peak - base
+
+
+def _torch_attention_step(torch, arrays, device: str, dtype: str, causal: bool):
+    """One warmed-up forward + backward of PyTorch's SDPA on ``device`` in ``dtype``; fp16 is pinned to
+    the flash backend (an error, not a silent fallback, if it cannot run it)."""
+    tq, tk, tv, tdo = (torch.from_numpy(x).to(device=device, dtype=getattr(torch, dtype)) for x in arrays)
+    for t in (tq, tk, tv):
+        t.requires_grad_()
+    F = torch.nn.functional
+
+    def step():
+        tq.grad = tk.grad = tv.grad = None
+        F.scaled_dot_product_attention(tq, tk, tv, is_causal=causal).backward(tdo)
+    if dtype == "float16":
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        def flash_step():
+            with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+                step()
+        flash_step()
+        return flash_step
+    step()
+    return step
 
 
 def bench_attention(backends, Ts, repeats: int, B=4, H=4, D=64, causal=True) -> list[Row]:
@@ -296,20 +345,19 @@ def bench_attention(backends, Ts, repeats: int, B=4, H=4, D=64, causal=True) -> 
                 if run.backend != "cupy":
                     mem[run.name] = _peak_extra_bytes(step)
                 fns[run.name], where[run.name] = step, run.backend
-        if torch is not None:
-            tq, tk, tv = (torch.from_numpy(x).requires_grad_() for x in (q, k_, v))
-            tdo = torch.from_numpy(do)
-
-            def torch_step():
-                torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=causal).backward(tdo)
-            torch_step()
-            fns["torch SDPA"], where["torch SDPA"] = torch_step, "torch"
+        for device in _torch_devices(backends):
+            # float32 like every tinylm kernel here; on CUDA also half precision on the flash kernel,
+            # the fastest PyTorch has (its flash backend takes fp16/bf16 only): the GPU bar's yardstick
+            for dtype in ("float32", "float16") if device == "cuda" else ("float32",):
+                name = _torch_name("torch SDPA" if dtype == "float32" else "torch SDPA fp16 flash", device)
+                fns[name], where[name] = _torch_attention_step(torch, (q, k_, v, do), device, dtype, causal), \
+                    f"torch@{device}"
         t = _time_side_by_side(fns, where, repeats)
         base = t.get("attention/numpy/v0_reference", t.get("attention/numpy/v0_reference@cupy", float("nan")))
-        tt = t.get("torch SDPA", float("nan"))
         for name, sec in t.items():
             extra = f"peak extra {mem[name] / 2**20:7.1f} MiB" if name in mem else ""
-            rows.append(Row(name, f"B{B} H{H} T{T} D{D}", sec, flops / sec / 1e9, base / sec, tt / sec, extra))
+            rows.append(Row(name, f"B{B} H{H} T{T} D{D}", sec, flops / sec / 1e9, base / sec,
+                            _vs_torch(t, where, name, "torch SDPA"), extra))
     return rows
 
 
