@@ -3,6 +3,10 @@
     python examples/gpu_check.py                 # on a machine with an NVIDIA GPU and CuPy
     python examples/gpu_check.py --steps 300     # the GPT part's length (default 300)
 
+tinylm need not be installed: run from a checkout, the script finds the package beside it (and
+hands that path to the processes it starts), so it runs on a bare GPU machine that has NumPy,
+Numba, SciPy, CuPy and pytest (PyTorch with CUDA adds its columns).
+
 Written to be run as one prepared script whenever a GPU is at hand (issue #7):
 
 1. ``pytest tests/test_kernels.py tests/test_cuda_sources.py -k cupy``: every CUDA kernel against the
@@ -10,14 +14,16 @@ Written to be run as one prepared script whenever a GPU is at hand (issue #7):
 2. a whole GPT training step on numpy and on cupy: same loss and gradients to 1e-4 (float32);
 3. a small GPT trained for ``--steps`` steps on the cupy backend: loss falls, tokens/s;
 4. the harness's kernel tables on the GPU: matmul at n = 4096 against ``cupy.matmul`` (cuBLAS), and
-   attention forward + backward at T = 1024..4096 against the xp-written reference (and PyTorch's
-   SDPA when a CUDA PyTorch is installed).
-Each part prints its own verdict; the exit status is non-zero when a part fails. Without CuPy or
-a GPU it stops at once and says why.
+   attention forward + backward at T = 1024..4096 against the xp-written reference and, when a CUDA
+   PyTorch is installed, its SDPA in float32 and in fp16 on the flash kernel; then the issue's two GPU
+   bars as measured (matmul >= 0.5x cuBLAS at n = 4096, attention >= 0.5x PyTorch's flash at T = 4096).
+Each part prints its own verdict; the exit status is non-zero when a correctness part fails (the
+bars are reported, not enforced). Without CuPy or a GPU it stops at once and says why.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -25,10 +31,17 @@ from pathlib import Path
 
 import numpy as np
 
-import tinylm
+ROOT = Path(__file__).resolve().parents[1]
+try:
+    import tinylm
+except ImportError:                      # a bare GPU machine: use the checkout this script lives in
+    sys.path.insert(0, str(ROOT))
+    import tinylm
 from tinylm.backend import BackendUnavailableError, to_numpy
 
-ROOT = Path(__file__).resolve().parents[1]
+# the processes this script starts import the same tinylm
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(tinylm.__file__).parents[1]),
+                                                                 os.environ.get("PYTHONPATH")]))}
 
 
 def check_training_step_matches_numpy(backend: str = "cupy") -> bool:
@@ -62,13 +75,29 @@ def train_small_gpt(steps: int, backend: str = "cupy", out: Path = ROOT / "runs"
            "--eval-interval", str(max(steps // 3, 1)), "--sample-tokens", "0",
            "--out", str(out)]
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True)
+    done = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, env=ENV)
     print("\n".join("    " + line for line in done.stdout.strip().splitlines()[-8:]))
     if done.returncode:
         print(done.stderr[-3000:])
     print(f"  train_gpt.py --backend {backend}, {steps} steps: exit {done.returncode}, "
           f"{time.perf_counter() - t0:.0f} s wall")
     return done.returncode == 0
+
+
+def gpu_bars(matmul_rows, attention_rows) -> list[str]:
+    """The two GPU bars from the harness's rows: the default CUDA matmul against cupy.matmul (cuBLAS) at
+    n = 4096, and the default CUDA attention against PyTorch's fp16 flash kernel at T = 4096."""
+    from tinylm.backend.registry import get_kernel
+    secs = {(r.name, r.shape): r.seconds for r in matmul_rows + attention_rows}
+
+    def bar(what, kernel, baseline, shape, need=0.5):
+        mine, theirs = secs.get((kernel, shape)), secs.get((baseline, shape))
+        if mine is None or theirs is None:
+            return f"{what}: not measured ({kernel if mine is None else baseline} missing at {shape})"
+        ratio = theirs / mine
+        return f"{what}: {ratio:.2f}x {baseline} at {shape}: {'met' if ratio >= need else 'NOT met'} (bar {need}x)"
+    return [bar("matmul", get_kernel("matmul", "cupy").key, "matmul/numpy/v0_reference@cupy", "4096x4096x4096"),
+            bar("attention", get_kernel("attention", "cupy").key, "torch SDPA fp16 flash@cuda", "B4 H16 T4096 D64")]
 
 
 def main(argv=None) -> int:
@@ -90,7 +119,7 @@ def main(argv=None) -> int:
     print("\n1. CUDA kernels against the float64 oracle (pytest)")
     verdicts["kernels"] = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_kernels.py",
-         "tests/test_cuda_sources.py", "-k", "cupy"], cwd=ROOT).returncode == 0
+         "tests/test_cuda_sources.py", "-k", "cupy"], cwd=ROOT, env=ENV).returncode == 0
     print("\n2. one GPT training step, numpy vs cupy")
     verdicts["step"] = check_training_step_matches_numpy()
     print("\n3. a small GPT trained on the GPU")
@@ -99,12 +128,15 @@ def main(argv=None) -> int:
     print("\n4. benchmarks (float32; vs np = against the reference kernel run on the GPU: cuBLAS for matmul)")
     from tinylm import bench
     backends = ["cupy"]
-    for title, rows in (
-            ("matmul", bench.bench_matmul(backends, [(4096, 4096, 4096)], a.repeats, naive_max_flops=2e11)),
-            ("attention, causal", bench.bench_attention(backends, [1024, 4096], a.repeats, B=4, H=16, D=64))):
+    tables = {"matmul": bench.bench_matmul(backends, [(4096, 4096, 4096)], a.repeats, naive_max_flops=2e11),
+              "attention, causal": bench.bench_attention(backends, [1024, 4096], a.repeats, B=4, H=16, D=64)}
+    for title, rows in tables.items():
         print(f"  {title}\n{bench.HEADER}")
         for row in rows:
             print(row)
+    print("\n5. the issue's GPU bars, as measured")
+    for line in gpu_bars(tables["matmul"], tables["attention, causal"]):
+        print("  " + line)
 
     print("\nverdicts: " + ", ".join(f"{k} {'ok' if v else 'FAIL'}" for k, v in verdicts.items()))
     return 0 if all(verdicts.values()) else 1
