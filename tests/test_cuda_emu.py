@@ -306,10 +306,12 @@ def test_cuda_kernels_pass_the_sanitizers(sanitizer, case, monkeypatch):
                 a, b = r.standard_normal(a_shape).astype(np.float32), r.standard_normal(b_shape).astype(np.float32)
                 for f in (ck.matmul_naive, ck.matmul_tiled, ck.matmul_blocktile):
                     np.testing.assert_allclose(f(a, b), a @ b, rtol=1e-4, atol=1e-4)
-        else:
-            q, k, v, g = (r.standard_normal((1, 2, 70, 24)).astype(np.float32) for _ in range(4))
-            pad = r.random((1, 70)) < 0.2
-            out, cache = ck.flash_attention_forward(q, k, v, causal=True, key_padding_mask=pad, scale=0.2,
-                                                    dropout_mask=None)
-            dq, dk, dv = ck.flash_attention_backward(g, cache)
-            assert all(np.isfinite(x).all() for x in (out, dq, dk, dv))
+        else:                                        # v1, then v2 in both head-dim buckets
+            for D, (fwd, bwd) in [(24, (ck.flash_attention_forward, ck.flash_attention_backward)),
+                                  (24, (ck.flash_tiles_forward, ck.flash_tiles_backward)),
+                                  (40, (ck.flash_tiles_forward, ck.flash_tiles_backward))]:
+                q, k, v, g = (r.standard_normal((1, 2, 70, D)).astype(np.float32) for _ in range(4))
+                pad = r.random((1, 70)) < 0.2
+                out, cache = fwd(q, k, v, causal=True, key_padding_mask=pad, scale=0.2, dropout_mask=None)
+                dq, dk, dv = bwd(g, cache)
+                assert all(np.isfinite(x).all() for x in (out, dq, dk, dv))

@@ -245,6 +245,10 @@ ATTENTION_CASES = {
     "T37_S37_causal_pad": (1, 1, 37, 37, 16, True, True, False),
     "T7_S3_D80": (1, 3, 7, 3, 80, False, False, False),
     "T6_S11_dropout": (2, 2, 6, 11, 24, True, True, True),
+    # 32-wide tiles (the CUDA v2 kernels): the last visible key opens a new tile; S - T = 1 shifts
+    # the causal diagonal across a tile boundary
+    "T33_S33_causal_D32": (1, 2, 33, 33, 32, True, False, False),
+    "T40_S41_causal_pad": (2, 1, 40, 41, 64, True, True, False),
 }
 
 

@@ -12,9 +12,13 @@ Versions (all stay registered; the harness times each against ``cupy.matmul``/cu
                                                         4 x 4 register patch per thread
              v3_blocktile  cuda/matmul_v3_blocktile.cu  (default) 128 x 128 block tiles, an 8 x 8
                                                         register patch per thread, 16-byte loads
-  attention  v1_flash2  cuda/attention_flash2.cu  (default) FlashAttention-2 style: forward keeps O and
-                                                  the row log-sum-exp; backward = delta, dK/dV (one
-                                                  thread per key) and dQ (one thread per query) kernels
+  attention  v1_flash2       cuda/attention_flash2.cu    FlashAttention-2 style: forward keeps O and the
+                                                          row log-sum-exp; backward = delta, dK/dV (one
+                                                          thread per key) and dQ (one thread per query)
+             v2_flash_tiles  cuda/attention_v2_tiles.cu  (default) the same algorithm as 32 x 32 tiles of
+                                                          small matrix products, a 2 x 4 score patch and a
+                                                          2 x D/8 output patch per thread, all in registers;
+                                                          head dim <= 64 (larger: v1)
 
 float32 only: other dtypes (and attention with dropout or head dim > 128) go to the reference
 kernel, which on this backend is CuPy's own matmul (cuBLAS) and the xp-written reference attention.
@@ -35,7 +39,7 @@ import numpy as np
 from tinylm.backend.registry import get_kernel, register_kernel
 
 __all__ = ["CUDA_DIR", "SOURCES", "matmul_naive", "matmul_tiled", "matmul_blocktile", "flash_attention_forward",
-           "flash_attention_backward", "CupyFlashCache"]
+           "flash_attention_backward", "flash_tiles_forward", "flash_tiles_backward", "CupyFlashCache"]
 
 CUDA_DIR = Path(__file__).with_name("cuda")
 # source file -> the kernels (extern "C" names) it defines
@@ -44,9 +48,12 @@ SOURCES = {
     "matmul_v2_tiled.cu": ("matmul_tiled",),
     "matmul_v3_blocktile.cu": ("matmul_blocktile",),
     "attention_flash2.cu": ("flash_fwd", "flash_bwd_delta", "flash_bwd_dkdv", "flash_bwd_dq"),
+    "attention_v2_tiles.cu": tuple(f"attn_tiles_{part}_d{dp}" for dp in (32, 64) for part in ("fwd", "bwd_dkdv", "bwd_dq")),
 }
 D_MAX = 128           # attention_flash2.cu keeps rows of up to D_MAX floats per thread
 ROWS_PER_BLOCK = 64   # threads per attention block: one query (or key) row each
+TILES_D_MAX = 64      # attention_v2_tiles.cu: head dims up to 64 (in buckets of 32 and 64)
+TILE = 32             # attention_v2_tiles.cu: queries (or keys) per block, 128 threads
 
 
 @functools.cache
@@ -136,6 +143,14 @@ def _dims(q, k):
     return B, H, T, k.shape[2], D
 
 
+def _pad_mask(key_padding_mask, B, S):
+    """(B, S) uint8, 1 = padding key, as the kernels read it (all 0 without a mask)."""
+    import cupy as cp
+    if key_padding_mask is None:
+        return cp.zeros((B, S), cp.uint8)
+    return cp.ascontiguousarray(key_padding_mask).astype(cp.uint8)
+
+
 def flash_attention_forward(q, k, v, *, causal, key_padding_mask, scale, dropout_mask):
     """v1: FlashAttention-2 style forward (one thread per query row, K/V tiles in shared memory)."""
     import cupy as cp
@@ -144,8 +159,7 @@ def flash_attention_forward(q, k, v, *, causal, key_padding_mask, scale, dropout
                                                         scale=scale, dropout_mask=dropout_mask)
     q, k, v = (cp.ascontiguousarray(x) for x in (q, k, v))
     B, H, T, S, D = _dims(q, k)
-    pad = (cp.zeros((B, S), cp.uint8) if key_padding_mask is None
-           else cp.ascontiguousarray(key_padding_mask).astype(cp.uint8))
+    pad = _pad_mask(key_padding_mask, B, S)
     out = cp.empty_like(q)
     lse = cp.empty((B, H, T), cp.float32)
     grid = ((T + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK, B * H)
@@ -181,4 +195,49 @@ def flash_attention_backward(dout, cache):
 register_kernel("matmul", "cupy", "v1_naive", matmul_naive)
 register_kernel("matmul", "cupy", "v2_tiled", matmul_tiled)
 register_kernel("matmul", "cupy", "v3_blocktile", matmul_blocktile, default=True)
-register_kernel("attention", "cupy", "v1_flash2", flash_attention_forward, flash_attention_backward, default=True)
+def flash_tiles_forward(q, k, v, *, causal, key_padding_mask, scale, dropout_mask):
+    """v2: the forward as 32 x 32 tiles of small matrix products (head dim <= 64; otherwise v1)."""
+    import cupy as cp
+    if dropout_mask is not None or q.dtype != cp.float32 or q.shape[-1] > TILES_D_MAX:
+        return flash_attention_forward(q, k, v, causal=causal, key_padding_mask=key_padding_mask, scale=scale,
+                                       dropout_mask=dropout_mask)   # v1, which passes on what it can't run
+    q, k, v = (cp.ascontiguousarray(x) for x in (q, k, v))
+    B, H, T, S, D = _dims(q, k)
+    pad = _pad_mask(key_padding_mask, B, S)
+    out = cp.empty_like(q)
+    lse = cp.empty((B, H, T), cp.float32)
+    _kernel("attention_v2_tiles.cu", f"attn_tiles_fwd_d{_bucket(D)}")(
+        ((T + TILE - 1) // TILE, B * H), (128,),
+        (q, k, v, pad, out, lse, np.int32(H), np.int32(T), np.int32(S), np.int32(D), np.int32(causal),
+         np.float32(scale)))
+    return out, CupyFlashCache(q, k, v, pad, out, lse, bool(causal), float(scale))
+
+
+def flash_tiles_backward(dout, cache):
+    """v2 backward: delta (v1's kernel), then dK/dV per key tile and dQ per query tile, no atomics."""
+    import cupy as cp
+    if not isinstance(cache, CupyFlashCache) or cache.q.shape[-1] > TILES_D_MAX:
+        return flash_attention_backward(dout, cache)
+    q, k, v, pad, out, lse, causal, scale = cache
+    B, H, T, S, D = _dims(q, k)
+    dout = cp.ascontiguousarray(dout)
+    delta = cp.empty((B, H, T), cp.float32)
+    dq, dk, dv = cp.empty_like(q), cp.empty_like(k), cp.empty_like(v)
+    rows = B * H * T
+    _kernel("attention_flash2.cu", "flash_bwd_delta")(((rows + 255) // 256,), (256,),
+                                                        (out, dout, delta, np.int64(rows), np.int32(D)))
+    shape_args = (np.int32(H), np.int32(T), np.int32(S), np.int32(D), np.int32(causal), np.float32(scale))
+    _kernel("attention_v2_tiles.cu", f"attn_tiles_bwd_dkdv_d{_bucket(D)}")(
+        ((S + TILE - 1) // TILE, B * H), (128,), (q, k, v, pad, dout, lse, delta, dk, dv) + shape_args)
+    _kernel("attention_v2_tiles.cu", f"attn_tiles_bwd_dq_d{_bucket(D)}")(
+        ((T + TILE - 1) // TILE, B * H), (128,), (q, k, v, pad, dout, lse, delta, dq) + shape_args)
+    return dq, dk, dv
+
+
+def _bucket(D: int) -> int:
+    """The compiled head-dim bucket DP >= D of attention_v2_tiles.cu (columns past D are zeros)."""
+    return 32 if D <= 32 else 64
+
+
+register_kernel("attention", "cupy", "v1_flash2", flash_attention_forward, flash_attention_backward)
+register_kernel("attention", "cupy", "v2_flash_tiles", flash_tiles_forward, flash_tiles_backward, default=True)
