@@ -7,10 +7,13 @@ comparison over odd shapes is tests/test_kernels.py, which picks the cupy kernel
 and a GPT training step on the cupy backend matches the numpy backend. Without a GPU, that step and
 the large matmuls run on the CPU too, through tinylm.backend.cuda_emu ("emulated").
 """
+import ctypes
 import importlib
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +40,43 @@ def test_source_compiles_with_nvcc(path, tmp_path):
     entries = set(re.findall(r"\.entry\s+(\w+)", ptx.read_text()))
     assert set(SOURCES[path.name]) <= entries, f"{path.name}: kernels {entries}, expected {SOURCES[path.name]}"
     assert "warning" not in res.stderr.lower(), res.stderr
+
+
+def _nvrtc():
+    """libnvrtc, the compiler CuPy's RawModule uses (from the nvidia-cuda-nvrtc wheel); None without it."""
+    for entry in map(Path, sys.path):
+        for lib in sorted(entry.glob("nvidia/*/lib/libnvrtc.so.*")):
+            if not re.fullmatch(r"libnvrtc\.so\.\d+", lib.name):
+                continue
+            for builtins in lib.parent.glob("libnvrtc-builtins.so.*"):     # found by soname once loaded
+                if re.fullmatch(r"libnvrtc-builtins\.so\.[\d.]+", builtins.name):
+                    ctypes.CDLL(str(builtins), mode=ctypes.RTLD_GLOBAL)
+            return ctypes.CDLL(str(lib))
+    return None
+
+
+NVRTC = _nvrtc()
+
+
+@pytest.mark.skipif(NVRTC is None, reason="libnvrtc not found (pip install nvidia-cuda-nvrtc, in the test extra)")
+@pytest.mark.parametrize("path", CU_FILES, ids=lambda p: p.name)
+def test_source_compiles_with_nvrtc_as_cupy_does(path):
+    """NVRTC, unlike nvcc, sees no host headers (no <math.h>, so no INFINITY): each source must stand alone."""
+    prog = ctypes.c_void_p()
+    assert NVRTC.nvrtcCreateProgram(ctypes.byref(prog), path.read_bytes(), path.name.encode(), 0, None, None) == 0
+    options = [b"--std=c++14", b"-arch=compute_90"]                          # cupy_kernels.py's, and the GPU's
+    rc = NVRTC.nvrtcCompileProgram(prog, len(options), (ctypes.c_char_p * len(options))(*options))
+    size = ctypes.c_size_t()
+    NVRTC.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    NVRTC.nvrtcGetProgramLog(prog, log)
+    assert rc == 0, f"NVRTC failed on {path.name}:\n{log.value.decode()}"
+    assert "warning" not in log.value.decode().lower(), log.value.decode()
+    NVRTC.nvrtcGetPTXSize(prog, ctypes.byref(size))
+    ptx = ctypes.create_string_buffer(size.value)
+    NVRTC.nvrtcGetPTX(prog, ptx)
+    NVRTC.nvrtcDestroyProgram(ctypes.byref(prog))
+    assert set(SOURCES[path.name]) <= set(re.findall(r"\.entry\s+(\w+)", ptx.value.decode()))
 
 
 # Sources whose every per-thread array has a compile-time size, so all of it must live in registers:

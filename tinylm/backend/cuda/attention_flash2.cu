@@ -15,6 +15,10 @@
 //   flash_bwd_dkdv    one thread per key; Q/dO tiles of BR queries in shared memory; dK, dV in registers
 //   flash_bwd_dq      one thread per query, like the forward; dQ in registers (no atomics anywhere)
 
+#ifndef INFINITY                  // NVRTC (CuPy's compiler) has no <math.h>: +inf from its bits
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
 #define D_MAX 128
 #define BC 32      // keys per shared-memory tile (forward, dQ): 2 x 32 x 128 x 4 B = 32 KiB
 #define BR 32      // queries per shared-memory tile (dK/dV)

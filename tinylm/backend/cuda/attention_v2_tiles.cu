@@ -21,6 +21,10 @@
 // Shared memory rows are DP + 1 floats long, so the 4 keys a thread reads at one d fall in different
 // banks. Largest (dK/dV, DP = 64): 4 tiles of 32 x 65 + two 32 x 33 = 41 KiB, under the 48 KiB static limit.
 
+#ifndef INFINITY                  // NVRTC (CuPy's compiler) has no <math.h>: +inf from its bits
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
 #define BR 32         // queries per tile
 #define BC 32         // keys per tile
 #define NT 128        // threads per block: 16 x 8, thread (ty, tx) = (tid / 8, tid % 8)
