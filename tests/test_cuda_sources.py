@@ -64,7 +64,8 @@ def test_source_compiles_with_nvrtc_as_cupy_does(path):
     """NVRTC, unlike nvcc, sees no host headers (no <math.h>, so no INFINITY): each source must stand alone."""
     prog = ctypes.c_void_p()
     assert NVRTC.nvrtcCreateProgram(ctypes.byref(prog), path.read_bytes(), path.name.encode(), 0, None, None) == 0
-    options = [b"--std=c++14", b"-arch=compute_90"]                          # cupy_kernels.py's, and the GPU's
+    # cupy_kernels.py's option, then what CuPy 14 adds for an H100/H200: flush-to-zero, sm_90 machine code
+    options = [b"--std=c++14", b"-ftz=true", b"-arch=sm_90"]
     rc = NVRTC.nvrtcCompileProgram(prog, len(options), (ctypes.c_char_p * len(options))(*options))
     size = ctypes.c_size_t()
     NVRTC.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
