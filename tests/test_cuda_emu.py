@@ -138,6 +138,47 @@ def test_hang_raises_after_the_timeout(faults, monkeypatch):
         faults.get_function("spin")(1, 1, (np.zeros(1, np.int32),))
 
 
+WARP = r'''
+extern "C" __global__ void butterfly(int* __restrict__ y, int mask) {
+    y[threadIdx.x] = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x * 10, mask);
+}
+// one m16n8k16 product: A (16 x 16) and B (16 x 8) as fp16 bits, row-major in memory, into the
+// documented fragments; D (16 x 8) back out of its fragment
+extern "C" __global__ void mma_tile(const unsigned short* __restrict__ A, const unsigned short* __restrict__ B,
+                                    float* __restrict__ D) {
+    const int g = threadIdx.x / 4, t = threadIdx.x % 4;
+    unsigned a[4], b[2];
+    for (int r = 0; r < 4; ++r) {
+        const int row = g + (r % 2) * 8, col = 2 * t + (r / 2) * 8;
+        a[r] = (unsigned)A[row * 16 + col] | ((unsigned)A[row * 16 + col + 1] << 16);
+    }
+    for (int r = 0; r < 2; ++r) {
+        const int k = 2 * t + 8 * r;
+        b[r] = (unsigned)B[k * 8 + g] | ((unsigned)B[(k + 1) * 8 + g] << 16);
+    }
+    float c[4] = {1.0f, 1.0f, 1.0f, 1.0f};                          // D = A B + 1
+    cuda_emu::mma_m16n8k16(c, a, b);
+    for (int e = 0; e < 4; ++e) D[(g + 8 * (e / 2)) * 8 + 2 * t + e % 2] = c[e];
+}
+'''
+
+
+@pytest.mark.parametrize("mask", [1, 2, 16, 31])
+def test_warp_shuffle_xor(mask):
+    y = np.zeros(64, np.int32)
+    RawModule(WARP).get_function("butterfly")(1, 64, (y, np.int32(mask)))
+    lanes = np.arange(64)
+    np.testing.assert_array_equal(y, ((lanes // 32) * 32 + ((lanes % 32) ^ mask)) * 10)   # within each warp
+
+
+def test_tensor_core_mma_in_the_documented_fragment_layout():
+    r = np.random.default_rng(0)
+    A, B = r.standard_normal((16, 16)).astype(np.float16), r.standard_normal((16, 8)).astype(np.float16)
+    D = np.zeros((16, 8), np.float32)
+    RawModule(WARP).get_function("mma_tile")(1, 32, (A.view(np.uint16), B.view(np.uint16), D))
+    np.testing.assert_allclose(D, A.astype(np.float64) @ B.astype(np.float64) + 1, rtol=1e-5, atol=1e-5)
+
+
 def test_define_options_reach_the_source(faults):
     y = np.zeros(1, np.int32)
     faults.get_function("with_macro")(1, 1, (y,))
@@ -315,3 +356,9 @@ def test_cuda_kernels_pass_the_sanitizers(sanitizer, case, monkeypatch):
                 out, cache = fwd(q, k, v, causal=True, key_padding_mask=pad, scale=0.2, dropout_mask=None)
                 dq, dk, dv = bwd(g, cache)
                 assert all(np.isfinite(x).all() for x in (out, dq, dk, dv))
+            # v3 on the tensor cores (fp16): two query and two key tiles of 64, warp shuffles, mma
+            q, k, v, g = (r.standard_normal((1, 1, 70, 40)).astype(np.float16) for _ in range(4))
+            pad = r.random((1, 70)) < 0.2
+            out, cache = ck.flash_mma_forward(q, k, v, causal=True, key_padding_mask=pad, scale=0.2, dropout_mask=None)
+            assert isinstance(cache, ck.CupyMmaCache)
+            assert all(np.isfinite(x).all() for x in (out, *ck.flash_mma_backward(g, cache)))

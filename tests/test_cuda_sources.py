@@ -83,7 +83,7 @@ def test_source_compiles_with_nvrtc_as_cupy_does(path):
 # Sources whose every per-thread array has a compile-time size, so all of it must live in registers:
 # a run-time index (or too many live values) would put it in local memory, a device-memory round
 # trip per access (attention v1 does that on purpose, as the "before" picture: 1-2 KiB per thread).
-REGISTER_ONLY = ["matmul_v2_tiled.cu", "matmul_v3_blocktile.cu", "attention_v2_tiles.cu"]
+REGISTER_ONLY = ["matmul_v2_tiled.cu", "matmul_v3_blocktile.cu", "attention_v2_tiles.cu", "attention_v3_mma.cu"]
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not installed: cannot compile the .cu sources here")
@@ -104,8 +104,9 @@ def test_module_imports_and_registers_without_cupy():
     mod = importlib.import_module("tinylm.backend.cupy_kernels")          # cupy is imported lazily
     reg = tinylm.backend.registry
     assert reg.get_kernel("matmul", "cupy").forward is mod.matmul_blocktile
-    assert reg.get_kernel("attention", "cupy").backward is mod.flash_tiles_backward
-    assert {k.version for k in reg.list_kernels("attention") if k.backend == "cupy"} == {"v1_flash2", "v2_flash_tiles"}
+    assert reg.get_kernel("attention", "cupy").backward is mod.flash_mma_backward
+    assert {k.version for k in reg.list_kernels("attention") if k.backend == "cupy"} == {
+        "v1_flash2", "v2_flash_tiles", "v3_flash_mma"}
     assert {k.version for k in reg.list_kernels("matmul") if k.backend == "cupy"} == {"v1_naive", "v2_tiled", "v3_blocktile"}
 
 

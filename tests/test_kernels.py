@@ -44,7 +44,8 @@ def _on(backend):
 
 # Per dtype (rtol, atol): |got - oracle| <= atol * max(max|oracle|, 1) + rtol * |oracle|, elementwise.
 # The reference kernels stay ~50x inside (float32 errors ~4e-7, float64 ~1e-15 of the scale).
-TOL = {np.float64: (1e-10, 1e-12), np.float32: (1e-4, 1e-5)}
+TOL = {np.float64: (1e-10, 1e-12), np.float32: (1e-4, 1e-5),
+       np.float16: (1e-2, 2e-3)}    # fp16 kernels: outputs rounded to fp16 (2.4e-4 relative), P and dS too
 
 
 def _close(name, got, want, dtype):
@@ -249,6 +250,9 @@ ATTENTION_CASES = {
     # the causal diagonal across a tile boundary
     "T33_S33_causal_D32": (1, 2, 33, 33, 32, True, False, False),
     "T40_S41_causal_pad": (2, 1, 40, 41, 64, True, True, False),
+    # ... and two tiles of 64 (CUDA v3, Numba v3/v4 blocks): the online softmax rescales, and the
+    # causal diagonal crosses from one query tile into the next
+    "T70_S71_causal_pad": (1, 2, 70, 71, 64, True, True, False),
 }
 
 
@@ -278,3 +282,42 @@ def test_attention_kernel(kernel, backend, dtype, case):
         grads = kernel.backward(dev[5], cache)
     for name, got, ref in zip(["out", "dq", "dk", "dv"], (out, *grads), want):
         _close(name, got, ref, dtype)
+
+
+FP16_CASES = {c: spec for c, spec in ATTENTION_CASES.items() if spec[4] <= 64 and not spec[7]}
+# three key tiles of 64, every row seeing all of them: the running max moves between tiles
+FP16_CASES["T20_S130_D48_three_key_tiles"] = (1, 2, 20, 130, 48, False, False, False)
+
+
+@pytest.mark.parametrize("backend", ["cupy", EMULATED])
+@pytest.mark.parametrize("case", list(FP16_CASES))
+def test_attention_fp16_tensor_core_kernel(backend, case, monkeypatch):
+    """CUDA attention v3 (fp16 on the tensor cores) against the oracle run on the fp16-rounded inputs."""
+    kernel = get_kernel("attention", "cupy", "v3_flash_mma")
+    _skip_if_unavailable(kernel, backend)
+    launched = []
+    if backend == EMULATED:                       # the tensor-core kernels must be the ones that ran
+        launch = cuda_emu.EmulatedKernel.__call__
+        monkeypatch.setattr(cuda_emu.EmulatedKernel, "__call__",
+                            lambda self, *a: (launched.append(self.name), launch(self, *a))[1])
+    B, H, T, S, D, causal, padding, _ = FP16_CASES[case]
+    r = np.random.default_rng(list(FP16_CASES).index(case))
+    q, k, v, dout = (r.standard_normal(s).astype(np.float16) for s in [(B, H, T, D), (B, H, S, D), (B, H, S, D),
+                                                                        (B, H, T, D)])
+    pad = None
+    if padding:
+        pad = r.random((B, S)) < 0.3
+        if B > 1:
+            pad[0, :] = True
+        pad[-1, S - 1] = False
+    scale = 1 / math.sqrt(D)
+    want = _attention_oracle(*(x.astype(np.float64) for x in (q, k, v)), causal, pad, scale, None,
+                             dout.astype(np.float64))
+    with _on(backend) as be:
+        dev = [None if x is None else be.asarray(x) for x in (q, k, v, pad, dout)]
+        out, cache = kernel.forward(*dev[:3], causal=causal, key_padding_mask=dev[3], scale=scale, dropout_mask=None)
+        grads = kernel.backward(dev[4], cache)
+    for name, got, ref in zip(["out", "dq", "dk", "dv"], (out, *grads), want):
+        _close(name, got, ref, np.float16)
+    if backend == EMULATED:
+        assert {"attn_mma_fwd", "attn_mma_bwd_delta", "attn_mma_bwd_dkdv", "attn_mma_bwd_dq"} <= set(launched)

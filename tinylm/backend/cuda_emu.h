@@ -21,7 +21,11 @@
 //   __align__(n)                             alignas(n)
 //   __global__/__device__/__forceinline__/__restrict__/__launch_bounds__   qualifiers, dropped
 //   min/max (int), expf, logf, fmaxf, INFINITY                                 from <cmath>/<algorithm>
-// What it does not: warp intrinsics (__shfl_*, __ballot_sync), atomics, tensor cores, textures,
+//   __syncwarp, __shfl_xor_sync (full masks)  a barrier and an exchange among a warp's 32 threads
+//   cuda_emu::mma_m16n8k16, half_to_float, pack_half2   what a kernel's non-CUDA branch (#ifndef
+//                                            __CUDA_ARCH__) calls in place of its inline PTX for the
+//                                            tensor cores' mma.sync.m16n8k16 and the fp16 conversions
+// What it does not: other warp intrinsics (__shfl_sync, __ballot_sync), atomics, wmma, textures,
 // dynamic shared memory. A kernel using them fails to compile here, loudly.
 #pragma once
 
@@ -37,6 +41,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -80,6 +85,16 @@ inline void poison_shared() {
     for (const SharedArray& a : shared_arrays()) std::memset(a.ptr, 0xFF, a.bytes);   // 0xFF..: NaN
 }
 
+// A warp: 32 consecutive threads of the block (by linear thread index), with its own barrier for
+// __syncwarp and the warp-wide operations (shuffles, mma), which exchange values through `slots`.
+struct Warp {
+    std::barrier<> barrier;
+    unsigned long long slots[32][6];          // per lane: a shuffle's value, or an mma's A and B registers
+    explicit Warp(unsigned lanes) : barrier(lanes) {}
+};
+inline thread_local Warp* this_warp = nullptr;
+inline thread_local unsigned lane = 0;
+
 // Run `body` as a CUDA grid: blocks one after another, each block's threads as OS threads.
 template <class Body>
 void launch(dim3 grid, dim3 block, Body body) {
@@ -92,18 +107,88 @@ void launch(dim3 grid, dim3 block, Body body) {
                 poison_shared();
                 std::barrier<> barrier(nthreads);
                 block_barrier = &barrier;
+                std::vector<std::unique_ptr<Warp>> warps;
+                for (unsigned w = 0; w * 32 < nthreads; ++w)
+                    warps.push_back(std::make_unique<Warp>(std::min(32u, nthreads - 32 * w)));
                 std::vector<std::thread> threads;
                 threads.reserve(nthreads);
                 for (unsigned t = 0; t < nthreads; ++t)
                     threads.emplace_back([&, t] {
                         thread_idx = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
                         block_idx = {bx, by, bz};
+                        this_warp = warps[t / 32].get();
+                        lane = t % 32;
                         body();
                         barrier.arrive_and_drop();          // an exited thread no longer holds others up
+                        this_warp->barrier.arrive_and_drop();
                     });
                 for (std::thread& th : threads) th.join();
                 block_barrier = nullptr;
             }
+}
+
+// __shfl_xor_sync: every lane posts its value, then reads its partner's (lane ^ lane_mask).
+template <class T>
+T shfl_xor(T value, int lane_mask) {
+    static_assert(sizeof(T) <= sizeof(unsigned long long), "shuffle of a value wider than 8 bytes");
+    std::memcpy(&this_warp->slots[lane][0], &value, sizeof(T));
+    this_warp->barrier.arrive_and_wait();
+    T out;
+    std::memcpy(&out, &this_warp->slots[(lane ^ lane_mask) & 31][0], sizeof(T));
+    this_warp->barrier.arrive_and_wait();         // nobody overwrites a slot still being read
+    return out;
+}
+
+// IEEE half precision, stored as its 16 bits (the kernels are header-free, so they carry halves
+// as unsigned short and convert with PTX on the GPU; here with GCC's _Float16, rounding to nearest)
+inline float half_to_float(unsigned short h) {
+    _Float16 f;
+    std::memcpy(&f, &h, 2);
+    return (float)f;
+}
+inline unsigned short float_to_half(float x) {
+    const _Float16 f = (_Float16)x;
+    unsigned short h;
+    std::memcpy(&h, &f, 2);
+    return h;
+}
+inline unsigned pack_half2(float lo, float hi) {    // lo in bits 0-15, hi in bits 16-31
+    return (unsigned)float_to_half(lo) | ((unsigned)float_to_half(hi) << 16);
+}
+
+// mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32: D (16x8) = A (16x16) B (16x8) + C, one warp.
+// Each lane holds pieces of the matrices in the layout the PTX ISA documents, with g = lane / 4 and
+// t = lane % 4 ("groupID", "threadID_in_group"); a register holds two halves, the lower-indexed one
+// in bits 0-15:
+//   A  a[0] = (g, 2t..2t+1)   a[1] = (g+8, 2t..2t+1)   a[2] = (g, 2t+8..2t+9)   a[3] = (g+8, 2t+8..2t+9)
+//   B  b[0] = (2t..2t+1, g)   b[1] = (2t+8..2t+9, g)                           (rows k, column n)
+//   C  c[0..1] = (g, 2t..2t+1)   c[2..3] = (g+8, 2t..2t+1)
+// The lanes post their A and B registers, each computes its own four outputs in float, as the
+// tensor cores do (products of halves are exact in float; the order of the sum may differ).
+inline void mma_m16n8k16(float c[4], const unsigned a[4], const unsigned b[2]) {
+    unsigned long long* mine = this_warp->slots[lane];
+    for (int r = 0; r < 4; ++r) mine[r] = a[r];
+    mine[4] = b[0];
+    mine[5] = b[1];
+    this_warp->barrier.arrive_and_wait();
+    auto A = [](int row, int k) {                  // element (row, k) of A, from the lane that holds it
+        const unsigned long long* s = this_warp->slots[(row % 8) * 4 + (k % 8) / 2];
+        const unsigned reg = (unsigned)s[(row >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0)];
+        return half_to_float((unsigned short)(k % 2 ? reg >> 16 : reg & 0xFFFF));
+    };
+    auto B = [](int k, int n) {
+        const unsigned long long* s = this_warp->slots[n * 4 + (k % 8) / 2];
+        const unsigned reg = (unsigned)s[4 + (k >= 8 ? 1 : 0)];
+        return half_to_float((unsigned short)(k % 2 ? reg >> 16 : reg & 0xFFFF));
+    };
+    const int g = lane / 4, t = lane % 4;
+    for (int e = 0; e < 4; ++e) {
+        const int row = g + (e >= 2 ? 8 : 0), col = 2 * t + (e % 2);
+        float acc = c[e];
+        for (int k = 0; k < 16; ++k) acc += A(row, k) * B(k, col);
+        c[e] = acc;
+    }
+    this_warp->barrier.arrive_and_wait();
 }
 
 // One entry per kernel of the source: its launcher and its parameters, one character each: 'p' for a
@@ -200,6 +285,15 @@ inline int driver_main(int argc, char** argv, const KernelEntry* table, int n_ke
 #define __align__(n) alignas(n)
 
 inline void __syncthreads() { cuda_emu::block_barrier->arrive_and_wait(); }
+inline void __syncwarp(unsigned mask = 0xffffffffu) {
+    if (mask != 0xffffffffu) std::abort();        // the emulator runs whole warps only
+    cuda_emu::this_warp->barrier.arrive_and_wait();
+}
+template <class T>
+T __shfl_xor_sync(unsigned mask, T value, int lane_mask) {
+    if (mask != 0xffffffffu) std::abort();
+    return cuda_emu::shfl_xor(value, lane_mask);
+}
 
 using std::max;   // CUDA's device min/max on ints
 using std::min;

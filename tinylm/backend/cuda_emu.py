@@ -68,6 +68,7 @@ C_TYPES = {
     "int": np.int32, "unsigned": np.uint32, "unsigned int": np.uint32,
     "long long": np.int64, "unsigned long long": np.uint64,
     "unsigned char": np.uint8, "char": np.int8, "signed char": np.int8,
+    "unsigned short": np.uint16, "short": np.int16,       # fp16 data travels as its bits
 }
 _KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(([^)]*)\)')
 _SHARED = re.compile(r"__shared__\s+(__align__\s*\(\s*\d+\s*\)\s+)?((?:unsigned\s+|signed\s+|const\s+)*\w+)\s+([^;]+);")
@@ -90,7 +91,11 @@ def compiler() -> str | None:
     return shutil.which(os.environ.get("CXX", "g++"))
 
 
-def _parse_params(kernel: str, text: str) -> list[Param]:
+_TYPEDEF = re.compile(r"typedef\s+([\w\s]+?)\s+(\w+)\s*;")
+
+
+def _parse_params(kernel: str, text: str, types: dict) -> list[Param]:
+    """``types``: C_TYPES plus the source's typedefs of them (``typedef unsigned short half_bits;``)."""
     params = []
     for raw in text.split(","):
         decl = " ".join(raw.replace("__restrict__", " ").replace("*", " * ").split())
@@ -100,10 +105,10 @@ def _parse_params(kernel: str, text: str) -> list[Param]:
         ctype, name = re.sub(r"\s*\*", "*", m.group(1)), m.group(2)       # "const float * *" -> "const float**"
         pointer = ctype.count("*")
         base = " ".join(w for w in ctype.replace("*", " ").split() if w != "const")
-        if pointer > 1 or base not in C_TYPES:
+        if pointer > 1 or base not in types:
             raise CudaEmuError(f"kernel {kernel}: parameter {name!r} has type {ctype!r}, which the emulator "
-                               f"does not pass (known: {sorted(C_TYPES)}, as scalars or single pointers)")
-        params.append(Param(name, ctype, C_TYPES[base], bool(pointer), ctype.startswith("const ")))
+                               f"does not pass (known: {sorted(types)}, as scalars or single pointers)")
+        params.append(Param(name, ctype, types[base], bool(pointer), ctype.startswith("const ")))
     return params
 
 
@@ -249,7 +254,10 @@ class RawModule:
         cxx = compiler()
         if cxx is None:
             raise CudaEmuError("no C++ compiler: the emulator needs g++ (or $CXX), found neither")
-        self.kernels = {k: _parse_params(k, p) for k, p in _KERNEL.findall(code)}
+        types = dict(C_TYPES)
+        types.update({alias: C_TYPES[" ".join(base.split())] for base, alias in _TYPEDEF.findall(code)
+                      if " ".join(base.split()) in C_TYPES})
+        self.kernels = {k: _parse_params(k, p, types) for k, p in _KERNEL.findall(code)}
         if not self.kernels:
             raise CudaEmuError(f'{name}: no extern "C" __global__ kernels found')
         defines = [o for o in options if o.startswith(("-D", "--define-macro"))]

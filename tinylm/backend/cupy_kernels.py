@@ -19,9 +19,13 @@ Versions (all stay registered; the harness times each against ``cupy.matmul``/cu
                                                           small matrix products, a 2 x 4 score patch and a
                                                           2 x D/8 output patch per thread, all in registers;
                                                           head dim <= 64 (larger: v1)
+             v3_flash_mma    cuda/attention_v3_mma.cu    fp16 inputs on the tensor cores (mma.m16n8k16,
+                                                          float accumulation), FlashAttention-2's register
+                                                          layout; head dim <= 64. float32 goes to v2
 
-float32 only: other dtypes (and attention with dropout or head dim > 128) go to the reference
-kernel, which on this backend is CuPy's own matmul (cuBLAS) and the xp-written reference attention.
+matmul and attention v1/v2 take float32, attention v3 fp16; other dtypes (and attention with dropout
+or a head dim past what the kernel holds) go to the reference kernel, which on this backend is CuPy's
+own matmul (cuBLAS) and the xp-written reference attention.
 Every array stays on the GPU: no host round trips. Tests: tests/test_cuda_sources.py (compiles each
 source with nvcc when it is installed; runs the kernels against the reference when a GPU is), and,
 with or without a GPU, tests/test_kernels.py's "cupy-emulated" cases: this host code and the CUDA
@@ -39,7 +43,8 @@ import numpy as np
 from tinylm.backend.registry import get_kernel, register_kernel
 
 __all__ = ["CUDA_DIR", "SOURCES", "matmul_naive", "matmul_tiled", "matmul_blocktile", "flash_attention_forward",
-           "flash_attention_backward", "flash_tiles_forward", "flash_tiles_backward", "CupyFlashCache"]
+           "flash_attention_backward", "flash_tiles_forward", "flash_tiles_backward", "flash_mma_forward",
+           "flash_mma_backward", "CupyFlashCache", "CupyMmaCache"]
 
 CUDA_DIR = Path(__file__).with_name("cuda")
 # source file -> the kernels (extern "C" names) it defines
@@ -49,6 +54,7 @@ SOURCES = {
     "matmul_v3_blocktile.cu": ("matmul_blocktile",),
     "attention_flash2.cu": ("flash_fwd", "flash_bwd_delta", "flash_bwd_dkdv", "flash_bwd_dq"),
     "attention_v2_tiles.cu": tuple(f"attn_tiles_{part}_d{dp}" for dp in (32, 64) for part in ("fwd", "bwd_dkdv", "bwd_dq")),
+    "attention_v3_mma.cu": ("attn_mma_fwd", "attn_mma_bwd_delta", "attn_mma_bwd_dkdv", "attn_mma_bwd_dq"),
 }
 D_MAX = 128           # attention_flash2.cu keeps rows of up to D_MAX floats per thread
 ROWS_PER_BLOCK = 64   # threads per attention block: one query (or key) row each
@@ -239,5 +245,72 @@ def _bucket(D: int) -> int:
     return 32 if D <= 32 else 64
 
 
+MMA_D_MAX = 64        # attention_v3_mma.cu: head dims up to 64
+MMA_ROWS = 64         # attention_v3_mma.cu: queries (or keys) per block, 4 warps of 16
+
+
+class CupyMmaCache(NamedTuple):
+    """What attention v3's backward reads: fp16 inputs and output, float32 lse."""
+    q: object           # (B,H,T,D) float16, C-contiguous
+    k: object           # (B,H,S,D) float16
+    v: object           # (B,H,S,D) float16
+    pad: object         # (B,S) uint8, 1 = padding key
+    out: object         # (B,H,T,D) float16
+    lse: object         # (B,H,T) float32; +inf marks a row that saw no key
+    causal: bool
+    scale: float
+
+
+def flash_mma_forward(q, k, v, *, causal, key_padding_mask, scale, dropout_mask):
+    """v3: fp16 forward on the tensor cores (head dim <= 64); float32 goes to v2, the rest to the reference."""
+    import cupy as cp
+    if q.dtype == cp.float32:
+        return flash_tiles_forward(q, k, v, causal=causal, key_padding_mask=key_padding_mask, scale=scale,
+                                   dropout_mask=dropout_mask)
+    if dropout_mask is not None or q.dtype != cp.float16 or q.shape[-1] > MMA_D_MAX:
+        return get_kernel("attention", "numpy").forward(q, k, v, causal=causal, key_padding_mask=key_padding_mask,
+                                                        scale=scale, dropout_mask=dropout_mask)
+    q, k, v = (cp.ascontiguousarray(x) for x in (q, k, v))
+    B, H, T, S, D = _dims(q, k)
+    pad = _pad_mask(key_padding_mask, B, S)
+    out = cp.empty_like(q)
+    lse = cp.empty((B, H, T), cp.float32)
+    _kernel("attention_v3_mma.cu", "attn_mma_fwd")(
+        ((T + MMA_ROWS - 1) // MMA_ROWS, B * H), (128,),
+        (*_bits(q, k, v), pad, *_bits(out), lse, np.int32(H), np.int32(T), np.int32(S), np.int32(D),
+         np.int32(causal), np.float32(scale)))
+    return out, CupyMmaCache(q, k, v, pad, out, lse, bool(causal), float(scale))
+
+
+def flash_mma_backward(dout, cache):
+    """v3 backward: delta, dK/dV per 64 keys and dQ per 64 queries, on the tensor cores; fp16 gradients."""
+    import cupy as cp
+    if not isinstance(cache, CupyMmaCache):
+        return flash_tiles_backward(dout, cache)
+    q, k, v, pad, out, lse, causal, scale = cache
+    B, H, T, S, D = _dims(q, k)
+    dout = cp.ascontiguousarray(dout).astype(cp.float16, copy=False)
+    delta = cp.empty((B, H, T), cp.float32)
+    dq, dk, dv = cp.empty_like(q), cp.empty_like(k), cp.empty_like(v)
+    rows = B * H * T
+    _kernel("attention_v3_mma.cu", "attn_mma_bwd_delta")(((rows + 255) // 256,), (256,),
+                                                           (*_bits(out, dout), delta, np.int64(rows), np.int32(D)))
+    shape_args = (np.int32(H), np.int32(T), np.int32(S), np.int32(D), np.int32(causal), np.float32(scale))
+    _kernel("attention_v3_mma.cu", "attn_mma_bwd_dkdv")(
+        ((S + MMA_ROWS - 1) // MMA_ROWS, B * H), (128,),
+        (*_bits(q, k, v), pad, *_bits(dout), lse, delta, *_bits(dk, dv)) + shape_args)
+    _kernel("attention_v3_mma.cu", "attn_mma_bwd_dq")(
+        ((T + MMA_ROWS - 1) // MMA_ROWS, B * H), (128,),
+        (*_bits(q, k, v), pad, *_bits(dout), lse, delta, *_bits(dq)) + shape_args)
+    return dq, dk, dv
+
+
+def _bits(*arrays):
+    """fp16 arrays as the uint16 bit patterns the header-free kernel takes (views, no copies)."""
+    import cupy as cp
+    return tuple(a.view(cp.uint16) for a in arrays)
+
+
 register_kernel("attention", "cupy", "v1_flash2", flash_attention_forward, flash_attention_backward)
-register_kernel("attention", "cupy", "v2_flash_tiles", flash_tiles_forward, flash_tiles_backward, default=True)
+register_kernel("attention", "cupy", "v2_flash_tiles", flash_tiles_forward, flash_tiles_backward)
+register_kernel("attention", "cupy", "v3_flash_mma", flash_mma_forward, flash_mma_backward, default=True)
