@@ -14,9 +14,10 @@ Written to be run as one prepared script whenever a GPU is at hand (issue #7):
 2. a whole GPT training step on numpy and on cupy: same loss and gradients to 1e-4 (float32);
 3. a small GPT trained for ``--steps`` steps on the cupy backend: loss falls, tokens/s;
 4. the harness's kernel tables on the GPU: matmul at n = 4096 against ``cupy.matmul`` (cuBLAS), and
-   attention forward + backward at T = 1024..4096 against the xp-written reference and, when a CUDA
-   PyTorch is installed, its SDPA in float32 and in fp16 on the flash kernel; then the issue's two GPU
-   bars as measured (matmul >= 0.5x cuBLAS at n = 4096, attention >= 0.5x PyTorch's flash at T = 4096).
+   attention forward + backward at T = 1024..4096, in float32 and in fp16 (the tensor-core kernel),
+   against the xp-written reference and, when a CUDA PyTorch is installed, its SDPA in the same dtype
+   (fp16 pinned to its flash kernel); then the issue's two GPU bars as measured (matmul >= 0.5x cuBLAS
+   at n = 4096, fp16 attention >= 0.5x PyTorch's flash at T = 4096).
 Each part prints its own verdict; the exit status is non-zero when a correctness part fails (the
 bars are reported, not enforced). Without CuPy or a GPU it stops at once and says why.
 """
@@ -86,7 +87,8 @@ def train_small_gpt(steps: int, backend: str = "cupy", out: Path = ROOT / "runs"
 
 def gpu_bars(matmul_rows, attention_rows) -> list[str]:
     """The two GPU bars from the harness's rows: the default CUDA matmul against cupy.matmul (cuBLAS) at
-    n = 4096, and the default CUDA attention against PyTorch's fp16 flash kernel at T = 4096."""
+    n = 4096, and the default CUDA attention in fp16 (the tensor-core kernel) against PyTorch's fp16
+    flash kernel at T = 4096."""
     from tinylm.backend.registry import get_kernel
     secs = {(r.name, r.shape): r.seconds for r in matmul_rows + attention_rows}
 
@@ -129,13 +131,15 @@ def main(argv=None) -> int:
     from tinylm import bench
     backends = ["cupy"]
     tables = {"matmul": bench.bench_matmul(backends, [(4096, 4096, 4096)], a.repeats, naive_max_flops=2e11),
-              "attention, causal": bench.bench_attention(backends, [1024, 4096], a.repeats, B=4, H=16, D=64)}
+              "attention, causal, float32": bench.bench_attention(backends, [1024, 4096], a.repeats, B=4, H=16, D=64),
+              "attention, causal, fp16": bench.bench_attention(backends, [1024, 4096], a.repeats, B=4, H=16, D=64,
+                                                               dtype="float16")}
     for title, rows in tables.items():
         print(f"  {title}\n{bench.HEADER}")
         for row in rows:
             print(row)
     print("\n5. the issue's GPU bars, as measured")
-    for line in gpu_bars(tables["matmul"], tables["attention, causal"]):
+    for line in gpu_bars(tables["matmul"], tables["attention, causal, fp16"]):
         print("  " + line)
 
     print("\nverdicts: " + ", ".join(f"{k} {'ok' if v else 'FAIL'}" for k, v in verdicts.items()))

@@ -61,3 +61,9 @@ def test_torch_baselines_run_on_the_device_of_the_kernels_they_are_compared_with
     assert bench._vs_torch(t, where, "k@gpu", "torch.matmul") == 1.5
     assert bench._vs_torch(t, where, "k@cpu", "torch.matmul") == 0.25
     assert math.isnan(bench._vs_torch({"k": 1.0}, {"k": "cupy"}, "k", "torch.matmul"))
+
+
+def test_bench_attention_in_half_precision(capsys):
+    rows = bench.bench_attention(BACKENDS, [19], repeats=1, B=1, H=2, D=8, dtype="float16")
+    _check_rows(rows, ["attention/numpy/v0_reference"])
+    assert "FAIL" not in capsys.readouterr().out

@@ -43,7 +43,7 @@ def test_gpu_bars_read_the_harness_rows():
     from tinylm.backend import cupy_kernels  # noqa: F401  (registers the cupy kernels the bars name)
     mm = [bench.Row("matmul/cupy/v3_blocktile", "4096x4096x4096", 2.0, 1, 1, 1),
           bench.Row("matmul/numpy/v0_reference@cupy", "4096x4096x4096", 1.2, 1, 1, 1)]
-    att = [bench.Row("attention/cupy/v1_flash2", "B4 H16 T4096 D64", 4.0, 1, 1, 1),
+    att = [bench.Row("attention/cupy/v3_flash_mma", "B4 H16 T4096 D64", 4.0, 1, 1, 1),
            bench.Row("torch SDPA fp16 flash@cuda", "B4 H16 T4096 D64", 1.0, 1, 1, 1)]
     lines = gpu_check.gpu_bars(mm, att)
     assert lines[0] == ("matmul: 0.60x matmul/numpy/v0_reference@cupy at 4096x4096x4096: met (bar 0.5x)")
