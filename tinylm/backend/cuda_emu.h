@@ -17,7 +17,7 @@
 //                                            rewrites each declaration into that array plus a
 //                                            cuda_emu::SharedRegistration (this header has no
 //                                            __shared__ macro: a declaration it missed won't compile)
-//   float2, float4, make_float2/4            the same layout and alignment (8, 16 bytes)
+//   float2, float4, uint4, make_*            the same layout and alignment (8, 16, 16 bytes)
 //   __align__(n)                             alignas(n)
 //   __global__/__device__/__forceinline__/__restrict__/__launch_bounds__   qualifiers, dropped
 //   min/max (int), expf, logf, fmaxf, INFINITY                                 from <cmath>/<algorithm>
@@ -57,7 +57,11 @@ struct alignas(8) float2 {
 struct alignas(16) float4 {
     float x, y, z, w;
 };
+struct alignas(16) uint4 {
+    unsigned x, y, z, w;
+};
 inline float2 make_float2(float x, float y) { return {x, y}; }
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 
 namespace cuda_emu {

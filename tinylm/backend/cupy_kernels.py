@@ -278,7 +278,7 @@ def flash_mma_forward(q, k, v, *, causal, key_padding_mask, scale, dropout_mask)
     _kernel("attention_v3_mma.cu", "attn_mma_fwd")(
         ((T + MMA_ROWS - 1) // MMA_ROWS, B * H), (128,),
         (*_bits(q, k, v), pad, *_bits(out), lse, np.int32(H), np.int32(T), np.int32(S), np.int32(D),
-         np.int32(causal), np.float32(scale)))
+         np.int32(causal), np.float32(scale), _vec16(D, k, v)))
     return out, CupyMmaCache(q, k, v, pad, out, lse, bool(causal), float(scale))
 
 
@@ -295,7 +295,8 @@ def flash_mma_backward(dout, cache):
     rows = B * H * T
     _kernel("attention_v3_mma.cu", "attn_mma_bwd_delta")(((rows + 255) // 256,), (256,),
                                                            (*_bits(out, dout), delta, np.int64(rows), np.int32(D)))
-    shape_args = (np.int32(H), np.int32(T), np.int32(S), np.int32(D), np.int32(causal), np.float32(scale))
+    shape_args = (np.int32(H), np.int32(T), np.int32(S), np.int32(D), np.int32(causal), np.float32(scale),
+                  _vec16(D, q, k, v, dout))
     _kernel("attention_v3_mma.cu", "attn_mma_bwd_dkdv")(
         ((S + MMA_ROWS - 1) // MMA_ROWS, B * H), (128,),
         (*_bits(q, k, v), pad, *_bits(dout), lse, delta, *_bits(dk, dv)) + shape_args)
@@ -303,6 +304,11 @@ def flash_mma_backward(dout, cache):
         ((T + MMA_ROWS - 1) // MMA_ROWS, B * H), (128,),
         (*_bits(q, k, v), pad, *_bits(dout), lse, delta, *_bits(dq)) + shape_args)
     return dq, dk, dv
+
+
+def _vec16(D: int, *arrays) -> np.int32:
+    """1 when attention v3 may load whole 16-byte rows: D = 64 and every array starts 16-byte aligned."""
+    return np.int32(D == MMA_D_MAX and all(_address(a) % 16 == 0 for a in arrays))
 
 
 def _bits(*arrays):

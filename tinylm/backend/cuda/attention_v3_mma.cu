@@ -13,7 +13,8 @@
 // A register holds two halves, the lower-indexed in bits 0-15. Two C tiles side by side (16 x 16)
 // hold exactly the elements of one A tile, which is the register trick.
 //
-// Kernels (grid.y = B*H; 4 warps per block, 16 query (or key) rows per warp, head dim D <= 64):
+// Kernels (grid.y = B*H; 4 warps per block, 16 query (or key) rows per warp, head dim D <= 64; the
+// host passes vec = 1 when D = 64 and q, k, v, dO start 16-byte aligned, for 16-byte tile loads):
 //   attn_mma_fwd         S = Q K^T, online softmax, O += P V; keeps O (fp16) and the row lse (float)
 //   attn_mma_bwd_delta   delta_i = dO_i . O_i
 //   attn_mma_bwd_dkdv    per 64 keys: S^T = K Q^T, P^T, dP^T = V dO^T, dS^T; dV += P^T dO, dK += dS^T Q
@@ -79,8 +80,18 @@ __device__ __forceinline__ int visible_keys(int i, int T, int S, int causal) {
     return causal ? min(S, i + S - T + 1) : S;
 }
 
-// rows [row0, row0 + rows) of src (n rows of D halves) into dst[rows][LDS]; zeros past n and past D
-__device__ __forceinline__ void load_tile(half_bits* dst, const half_bits* src, int row0, int n, int D, int rows) {
+// rows [row0, row0 + rows) of src (n rows of D halves) into dst[rows][LDS]; zeros past n and past D.
+// vec (D == DP and src 16-byte aligned, so every row is): 16-byte loads and stores, 8 halves at a time
+__device__ __forceinline__ void load_tile(half_bits* dst, const half_bits* src, int row0, int n, int D, int rows,
+                                          int vec) {
+    if (vec) {
+        for (int e = threadIdx.x; e < rows * (DP / 8); e += NT) {
+            const int r = e / (DP / 8), c = e % (DP / 8), row = row0 + r;
+            *reinterpret_cast<uint4*>(dst + r * LDS + 8 * c) =
+                row < n ? *reinterpret_cast<const uint4*>(src + (long long)row * D + 8 * c) : make_uint4(0, 0, 0, 0);
+        }
+        return;
+    }
     for (int e = threadIdx.x; e < rows * DP; e += NT) {
         const int r = e / DP, d = e % DP, row = row0 + r;
         dst[r * LDS + d] = (row < n && d < D) ? src[(long long)row * D + d] : (half_bits)0;
@@ -146,7 +157,7 @@ __device__ __forceinline__ float quad_sum(float x) {
 extern "C" __global__ void __launch_bounds__(NT)
 attn_mma_fwd(const half_bits* __restrict__ q, const half_bits* __restrict__ k, const half_bits* __restrict__ v,
              const unsigned char* __restrict__ pad, half_bits* __restrict__ out, float* __restrict__ lse, int H,
-             int T, int S, int D, int causal, float scale) {
+             int T, int S, int D, int causal, float scale, int vec) {
     __shared__ __align__(16) half_bits Ks[BC * LDS];
     __shared__ __align__(16) half_bits Vs[BC * LDS];
     const int bh = blockIdx.y, i0 = blockIdx.x * BR, warp = threadIdx.x / 32;
@@ -164,8 +175,8 @@ attn_mma_fwd(const half_bits* __restrict__ q, const half_bits* __restrict__ k, c
     const int keys = visible_keys(min(T - 1, i0 + BR - 1), T, S, causal);
     for (int j0 = 0; j0 < keys; j0 += BC) {
         __syncthreads();                                             // the last tile's readers are done
-        load_tile(Ks, k, j0, S, D, BC);
-        load_tile(Vs, v, j0, S, D, BC);
+        load_tile(Ks, k, j0, S, D, BC, vec);
+        load_tile(Vs, v, j0, S, D, BC, vec);
         __syncthreads();
         float s[8][4] = {};
         product_abt(s, qa, Ks);                                      // S = Q K^T, 16 x 64 per warp
@@ -229,7 +240,7 @@ extern "C" __global__ void __launch_bounds__(NT)
 attn_mma_bwd_dkdv(const half_bits* __restrict__ q, const half_bits* __restrict__ k, const half_bits* __restrict__ v,
                   const unsigned char* __restrict__ pad, const half_bits* __restrict__ dout,
                   const float* __restrict__ lse, const float* __restrict__ delta, half_bits* __restrict__ dk,
-                  half_bits* __restrict__ dv, int H, int T, int S, int D, int causal, float scale) {
+                  half_bits* __restrict__ dv, int H, int T, int S, int D, int causal, float scale, int vec) {
     __shared__ __align__(16) half_bits Qs[BR * LDS];
     __shared__ __align__(16) half_bits Gs[BR * LDS];                 // dO rows
     __shared__ float Ls[BR], Es[BR];                                 // lse and delta of those rows
@@ -248,8 +259,8 @@ attn_mma_bwd_dkdv(const half_bits* __restrict__ q, const half_bits* __restrict__
     const int i_start = causal ? max(0, j0 - (S - T)) / BR * BR : 0;
     for (int i0 = i_start; i0 < T; i0 += BR) {
         __syncthreads();
-        load_tile(Qs, q, i0, T, D, BR);
-        load_tile(Gs, dout, i0, T, D, BR);
+        load_tile(Qs, q, i0, T, D, BR, vec);
+        load_tile(Gs, dout, i0, T, D, BR, vec);
         for (int r = threadIdx.x; r < BR; r += NT) {
             Ls[r] = i0 + r < T ? lse[(long long)bh * T + i0 + r] : INFINITY;
             Es[r] = i0 + r < T ? delta[(long long)bh * T + i0 + r] : 0.0f;
@@ -292,7 +303,7 @@ extern "C" __global__ void __launch_bounds__(NT)
 attn_mma_bwd_dq(const half_bits* __restrict__ q, const half_bits* __restrict__ k, const half_bits* __restrict__ v,
                 const unsigned char* __restrict__ pad, const half_bits* __restrict__ dout,
                 const float* __restrict__ lse, const float* __restrict__ delta, half_bits* __restrict__ dq, int H,
-                int T, int S, int D, int causal, float scale) {
+                int T, int S, int D, int causal, float scale, int vec) {
     __shared__ __align__(16) half_bits Ks[BC * LDS];
     __shared__ __align__(16) half_bits Vs[BC * LDS];
     const int bh = blockIdx.y, i0 = blockIdx.x * BR, warp = threadIdx.x / 32;
@@ -316,8 +327,8 @@ attn_mma_bwd_dq(const half_bits* __restrict__ q, const half_bits* __restrict__ k
     const int keys = visible_keys(min(T - 1, i0 + BR - 1), T, S, causal);
     for (int j0 = 0; j0 < keys; j0 += BC) {
         __syncthreads();
-        load_tile(Ks, k, j0, S, D, BC);
-        load_tile(Vs, v, j0, S, D, BC);
+        load_tile(Ks, k, j0, S, D, BC, vec);
+        load_tile(Vs, v, j0, S, D, BC, vec);
         __syncthreads();
         float s[8][4] = {}, dp[8][4] = {};
         product_abt(s, qa, Ks);                                      // S = Q K^T
