@@ -104,7 +104,8 @@ def test_module_imports_and_registers_without_cupy():
     mod = importlib.import_module("tinylm.backend.cupy_kernels")          # cupy is imported lazily
     reg = tinylm.backend.registry
     assert reg.get_kernel("matmul", "cupy").forward is mod.matmul_blocktile
-    assert reg.get_kernel("attention", "cupy").backward is mod.flash_mma_backward
+    assert reg.get_kernel("attention", "cupy").forward is mod.flash_mma_forward
+    assert reg.get_kernel("attention", "cupy").backward is mod.flash_backward
     assert {k.version for k in reg.list_kernels("attention") if k.backend == "cupy"} == {
         "v1_flash2", "v2_flash_tiles", "v3_flash_mma"}
     assert {k.version for k in reg.list_kernels("matmul") if k.backend == "cupy"} == {"v1_naive", "v2_tiled", "v3_blocktile"}

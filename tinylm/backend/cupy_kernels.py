@@ -15,21 +15,23 @@ Versions (all stay registered; the harness times each against ``cupy.matmul``/cu
   attention  v1_flash2       cuda/attention_flash2.cu    FlashAttention-2 style: forward keeps O and the
                                                           row log-sum-exp; backward = delta, dK/dV (one
                                                           thread per key) and dQ (one thread per query)
-             v2_flash_tiles  cuda/attention_v2_tiles.cu  (default) the same algorithm as 32 x 32 tiles of
-                                                          small matrix products, a 2 x 4 score patch and a
+             v2_flash_tiles  cuda/attention_v2_tiles.cu  the same algorithm as 32 x 32 tiles of small
+                                                          matrix products, a 2 x 4 score patch and a
                                                           2 x D/8 output patch per thread, all in registers;
                                                           head dim <= 64 (larger: v1)
-             v3_flash_mma    cuda/attention_v3_mma.cu    fp16 inputs on the tensor cores (mma.m16n8k16,
+             v3_flash_mma    cuda/attention_v3_mma.cu    (default) fp16 on the tensor cores (mma.m16n8k16,
                                                           float accumulation), FlashAttention-2's register
                                                           layout; head dim <= 64. float32 goes to v2
+  One backward (flash_backward) serves all three: delta, dK/dV per block of keys, dQ per block of
+  queries, with the kernels of the version whose forward made the cache.
 
 matmul and attention v1/v2 take float32, attention v3 fp16; other dtypes (and attention with dropout
 or a head dim past what the kernel holds) go to the reference kernel, which on this backend is CuPy's
 own matmul (cuBLAS) and the xp-written reference attention.
 Every array stays on the GPU: no host round trips. Tests: tests/test_cuda_sources.py (compiles each
-source with nvcc when it is installed; runs the kernels against the reference when a GPU is), and,
-with or without a GPU, tests/test_kernels.py's "cupy-emulated" cases: this host code and the CUDA
-sources run on the CPU through tinylm.backend.cuda_emu.
+source with nvcc and with NVRTC, reads ptxas's register report; runs the kernels when a GPU is
+there), and, with or without a GPU, tests/test_kernels.py's "cupy-emulated" cases: this host code
+and the CUDA sources run on the CPU through tinylm.backend.cuda_emu.
 """
 from __future__ import annotations
 
@@ -43,8 +45,7 @@ import numpy as np
 from tinylm.backend.registry import get_kernel, register_kernel
 
 __all__ = ["CUDA_DIR", "SOURCES", "matmul_naive", "matmul_tiled", "matmul_blocktile", "flash_attention_forward",
-           "flash_attention_backward", "flash_tiles_forward", "flash_tiles_backward", "flash_mma_forward",
-           "flash_mma_backward", "CupyFlashCache", "CupyMmaCache"]
+           "flash_tiles_forward", "flash_mma_forward", "flash_backward", "CupyFlashCache"]
 
 CUDA_DIR = Path(__file__).with_name("cuda")
 # source file -> the kernels (extern "C" names) it defines
@@ -60,6 +61,8 @@ D_MAX = 128           # attention_flash2.cu keeps rows of up to D_MAX floats per
 ROWS_PER_BLOCK = 64   # threads per attention block: one query (or key) row each
 TILES_D_MAX = 64      # attention_v2_tiles.cu: head dims up to 64 (in buckets of 32 and 64)
 TILE = 32             # attention_v2_tiles.cu: queries (or keys) per block, 128 threads
+MMA_D_MAX = 64        # attention_v3_mma.cu: head dims up to 64
+MMA_ROWS = 64         # attention_v3_mma.cu: queries (or keys) per block, 4 warps of 16
 
 
 @functools.cache
@@ -133,15 +136,40 @@ def matmul_blocktile(a, b):
 # attention
 # ----------------------------------------------------------------------------------------------
 
+class _Flash(NamedTuple):
+    """One CUDA attention version: its kernels and how they are launched."""
+    source: str          # the .cu file
+    fwd: str             # forward kernel
+    dkdv: str            # backward, dK and dV per block of keys
+    dq: str              # backward, dQ per block of queries
+    delta: tuple         # (source, kernel) of delta_i = dO_i . O_i
+    rows: int            # queries (or keys) per block
+    threads: int         # threads per block
+    fp16: bool           # fp16 data, passed as its uint16 bits (the source is header-free)
+
+
+_V1_ROWS = _Flash("attention_flash2.cu", "flash_fwd", "flash_bwd_dkdv", "flash_bwd_dq",
+                  ("attention_flash2.cu", "flash_bwd_delta"), ROWS_PER_BLOCK, ROWS_PER_BLOCK, False)
+_V3_MMA = _Flash("attention_v3_mma.cu", "attn_mma_fwd", "attn_mma_bwd_dkdv", "attn_mma_bwd_dq",
+                 ("attention_v3_mma.cu", "attn_mma_bwd_delta"), MMA_ROWS, 128, True)
+
+
+def _v2_tiles(D: int) -> _Flash:
+    dp = 32 if D <= 32 else 64                  # the compiled head-dim bucket (columns past D are zeros)
+    return _Flash("attention_v2_tiles.cu", f"attn_tiles_fwd_d{dp}", f"attn_tiles_bwd_dkdv_d{dp}",
+                  f"attn_tiles_bwd_dq_d{dp}", ("attention_flash2.cu", "flash_bwd_delta"), TILE, 128, False)
+
+
 class CupyFlashCache(NamedTuple):
-    q: object           # (B,H,T,D) float32, C-contiguous: the backward recomputes the scores
+    q: object           # (B,H,T,D) C-contiguous, float32 (fp16 for v3): the backward recomputes the scores
     k: object           # (B,H,S,D)
     v: object           # (B,H,S,D)  for dP = dO V^T
     pad: object         # (B,S) uint8, 1 = padding key
     out: object         # (B,H,T,D)  O, for delta_i = dO_i . O_i
-    lse: object         # (B,H,T)    row log-sum-exp; +inf marks a row that saw no key
+    lse: object         # (B,H,T)    float32 row log-sum-exp; +inf marks a row that saw no key
     causal: bool
     scale: float
+    kernels: _Flash     # the version whose forward made this: its backward kernels run
 
 
 def _dims(q, k):
@@ -157,166 +185,93 @@ def _pad_mask(key_padding_mask, B, S):
     return cp.ascontiguousarray(key_padding_mask).astype(cp.uint8)
 
 
-def flash_attention_forward(q, k, v, *, causal, key_padding_mask, scale, dropout_mask):
-    """v1: FlashAttention-2 style forward (one thread per query row, K/V tiles in shared memory)."""
+def _data(f: _Flash, *arrays):
+    """The arrays as kernel f takes them: fp16 as uint16 bit patterns (views, no copies)."""
     import cupy as cp
-    if dropout_mask is not None or q.dtype != cp.float32 or q.shape[-1] > D_MAX:
-        return get_kernel("attention", "numpy").forward(q, k, v, causal=causal, key_padding_mask=key_padding_mask,
-                                                        scale=scale, dropout_mask=dropout_mask)
+    return tuple(a.view(cp.uint16) for a in arrays) if f.fp16 else arrays
+
+
+def _vec16(f: _Flash, D: int, *arrays) -> tuple:
+    """v3's last argument: 1 when it may load whole 16-byte rows (D = 64, every array 16-byte aligned)."""
+    if not f.fp16:
+        return ()
+    return (np.int32(D == MMA_D_MAX and all(_address(a) % 16 == 0 for a in arrays)),)
+
+
+def _flash_forward(f: _Flash, q, k, v, causal, key_padding_mask, scale):
+    import cupy as cp
     q, k, v = (cp.ascontiguousarray(x) for x in (q, k, v))
     B, H, T, S, D = _dims(q, k)
     pad = _pad_mask(key_padding_mask, B, S)
     out = cp.empty_like(q)
     lse = cp.empty((B, H, T), cp.float32)
-    grid = ((T + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK, B * H)
-    _kernel("attention_flash2.cu", "flash_fwd")(
-        grid, (ROWS_PER_BLOCK,), (q, k, v, pad, out, lse, np.int32(H), np.int32(T), np.int32(S), np.int32(D),
-                                  np.int32(causal), np.float32(scale)))
-    return out, CupyFlashCache(q, k, v, pad, out, lse, bool(causal), float(scale))
+    _kernel(f.source, f.fwd)(
+        ((T + f.rows - 1) // f.rows, B * H), (f.threads,),
+        (*_data(f, q, k, v), pad, *_data(f, out), lse, np.int32(H), np.int32(T), np.int32(S), np.int32(D),
+         np.int32(causal), np.float32(scale)) + _vec16(f, D, k, v))
+    return out, CupyFlashCache(q, k, v, pad, out, lse, bool(causal), float(scale), f)
 
 
-def flash_attention_backward(dout, cache):
-    """v1 backward: delta, then dK/dV (one thread per key) and dQ (one thread per query), no atomics."""
+def flash_backward(dout, cache):
+    """Every version's backward: delta, then dK/dV per block of keys and dQ per block of queries (two
+    passes instead of atomics), with the kernels of the version that ran the forward."""
     import cupy as cp
-    if not isinstance(cache, CupyFlashCache):
+    if not isinstance(cache, CupyFlashCache):                 # the forward fell back to the reference
         return get_kernel("attention", "numpy").backward(dout, cache)
-    q, k, v, pad, out, lse, causal, scale = cache
+    q, k, v, pad, out, lse, causal, scale, f = cache
     B, H, T, S, D = _dims(q, k)
-    dout = cp.ascontiguousarray(dout)
+    dout = cp.ascontiguousarray(dout).astype(q.dtype, copy=False)
     delta = cp.empty((B, H, T), cp.float32)
     dq, dk, dv = cp.empty_like(q), cp.empty_like(k), cp.empty_like(v)
     rows = B * H * T
-    _kernel("attention_flash2.cu", "flash_bwd_delta")(((rows + 255) // 256,), (256,),
-                                                        (out, dout, delta, np.int64(rows), np.int32(D)))
-    shape_args = (np.int32(H), np.int32(T), np.int32(S), np.int32(D), np.int32(causal), np.float32(scale))
-    _kernel("attention_flash2.cu", "flash_bwd_dkdv")(
-        ((S + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK, B * H), (ROWS_PER_BLOCK,),
-        (q, k, v, pad, dout, lse, delta, dk, dv) + shape_args)
-    _kernel("attention_flash2.cu", "flash_bwd_dq")(
-        ((T + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK, B * H), (ROWS_PER_BLOCK,),
-        (q, k, v, pad, dout, lse, delta, dq) + shape_args)
+    _kernel(*f.delta)(((rows + 255) // 256,), (256,), (*_data(f, out, dout), delta, np.int64(rows), np.int32(D)))
+    shape_args = (np.int32(H), np.int32(T), np.int32(S), np.int32(D), np.int32(causal),
+                  np.float32(scale)) + _vec16(f, D, q, k, v, dout)
+    _kernel(f.source, f.dkdv)(((S + f.rows - 1) // f.rows, B * H), (f.threads,),
+                              (*_data(f, q, k, v), pad, *_data(f, dout), lse, delta, *_data(f, dk, dv)) + shape_args)
+    _kernel(f.source, f.dq)(((T + f.rows - 1) // f.rows, B * H), (f.threads,),
+                            (*_data(f, q, k, v), pad, *_data(f, dout), lse, delta, *_data(f, dq)) + shape_args)
     return dq, dk, dv
+
+
+def _reference_forward(q, k, v, **kw):
+    return get_kernel("attention", "numpy").forward(q, k, v, **kw)
+
+
+def flash_attention_forward(q, k, v, *, causal, key_padding_mask, scale, dropout_mask):
+    """v1: one thread per query row (per key row in the backward), K/V tiles in shared memory; float32,
+    head dim <= 128; anything else goes to the reference kernel."""
+    import cupy as cp
+    kw = dict(causal=causal, key_padding_mask=key_padding_mask, scale=scale, dropout_mask=dropout_mask)
+    if dropout_mask is not None or q.dtype != cp.float32 or q.shape[-1] > D_MAX:
+        return _reference_forward(q, k, v, **kw)
+    return _flash_forward(_V1_ROWS, q, k, v, causal, key_padding_mask, scale)
+
+
+def flash_tiles_forward(q, k, v, *, causal, key_padding_mask, scale, dropout_mask):
+    """v2: 32 x 32 tiles of small matrix products, every per-thread array in registers; float32, head
+    dim <= 64; otherwise v1."""
+    import cupy as cp
+    kw = dict(causal=causal, key_padding_mask=key_padding_mask, scale=scale, dropout_mask=dropout_mask)
+    if dropout_mask is not None or q.dtype != cp.float32 or q.shape[-1] > TILES_D_MAX:
+        return flash_attention_forward(q, k, v, **kw)
+    return _flash_forward(_v2_tiles(q.shape[-1]), q, k, v, causal, key_padding_mask, scale)
+
+
+def flash_mma_forward(q, k, v, *, causal, key_padding_mask, scale, dropout_mask):
+    """v3: the tensor cores, fp16 in and out (head dim <= 64); float32 goes to v2, the rest to the reference."""
+    import cupy as cp
+    kw = dict(causal=causal, key_padding_mask=key_padding_mask, scale=scale, dropout_mask=dropout_mask)
+    if q.dtype == cp.float32:
+        return flash_tiles_forward(q, k, v, **kw)
+    if dropout_mask is not None or q.dtype != cp.float16 or q.shape[-1] > MMA_D_MAX:
+        return _reference_forward(q, k, v, **kw)
+    return _flash_forward(_V3_MMA, q, k, v, causal, key_padding_mask, scale)
 
 
 register_kernel("matmul", "cupy", "v1_naive", matmul_naive)
 register_kernel("matmul", "cupy", "v2_tiled", matmul_tiled)
 register_kernel("matmul", "cupy", "v3_blocktile", matmul_blocktile, default=True)
-def flash_tiles_forward(q, k, v, *, causal, key_padding_mask, scale, dropout_mask):
-    """v2: the forward as 32 x 32 tiles of small matrix products (head dim <= 64; otherwise v1)."""
-    import cupy as cp
-    if dropout_mask is not None or q.dtype != cp.float32 or q.shape[-1] > TILES_D_MAX:
-        return flash_attention_forward(q, k, v, causal=causal, key_padding_mask=key_padding_mask, scale=scale,
-                                       dropout_mask=dropout_mask)   # v1, which passes on what it can't run
-    q, k, v = (cp.ascontiguousarray(x) for x in (q, k, v))
-    B, H, T, S, D = _dims(q, k)
-    pad = _pad_mask(key_padding_mask, B, S)
-    out = cp.empty_like(q)
-    lse = cp.empty((B, H, T), cp.float32)
-    _kernel("attention_v2_tiles.cu", f"attn_tiles_fwd_d{_bucket(D)}")(
-        ((T + TILE - 1) // TILE, B * H), (128,),
-        (q, k, v, pad, out, lse, np.int32(H), np.int32(T), np.int32(S), np.int32(D), np.int32(causal),
-         np.float32(scale)))
-    return out, CupyFlashCache(q, k, v, pad, out, lse, bool(causal), float(scale))
-
-
-def flash_tiles_backward(dout, cache):
-    """v2 backward: delta (v1's kernel), then dK/dV per key tile and dQ per query tile, no atomics."""
-    import cupy as cp
-    if not isinstance(cache, CupyFlashCache) or cache.q.shape[-1] > TILES_D_MAX:
-        return flash_attention_backward(dout, cache)
-    q, k, v, pad, out, lse, causal, scale = cache
-    B, H, T, S, D = _dims(q, k)
-    dout = cp.ascontiguousarray(dout)
-    delta = cp.empty((B, H, T), cp.float32)
-    dq, dk, dv = cp.empty_like(q), cp.empty_like(k), cp.empty_like(v)
-    rows = B * H * T
-    _kernel("attention_flash2.cu", "flash_bwd_delta")(((rows + 255) // 256,), (256,),
-                                                        (out, dout, delta, np.int64(rows), np.int32(D)))
-    shape_args = (np.int32(H), np.int32(T), np.int32(S), np.int32(D), np.int32(causal), np.float32(scale))
-    _kernel("attention_v2_tiles.cu", f"attn_tiles_bwd_dkdv_d{_bucket(D)}")(
-        ((S + TILE - 1) // TILE, B * H), (128,), (q, k, v, pad, dout, lse, delta, dk, dv) + shape_args)
-    _kernel("attention_v2_tiles.cu", f"attn_tiles_bwd_dq_d{_bucket(D)}")(
-        ((T + TILE - 1) // TILE, B * H), (128,), (q, k, v, pad, dout, lse, delta, dq) + shape_args)
-    return dq, dk, dv
-
-
-def _bucket(D: int) -> int:
-    """The compiled head-dim bucket DP >= D of attention_v2_tiles.cu (columns past D are zeros)."""
-    return 32 if D <= 32 else 64
-
-
-MMA_D_MAX = 64        # attention_v3_mma.cu: head dims up to 64
-MMA_ROWS = 64         # attention_v3_mma.cu: queries (or keys) per block, 4 warps of 16
-
-
-class CupyMmaCache(NamedTuple):
-    """What attention v3's backward reads: fp16 inputs and output, float32 lse."""
-    q: object           # (B,H,T,D) float16, C-contiguous
-    k: object           # (B,H,S,D) float16
-    v: object           # (B,H,S,D) float16
-    pad: object         # (B,S) uint8, 1 = padding key
-    out: object         # (B,H,T,D) float16
-    lse: object         # (B,H,T) float32; +inf marks a row that saw no key
-    causal: bool
-    scale: float
-
-
-def flash_mma_forward(q, k, v, *, causal, key_padding_mask, scale, dropout_mask):
-    """v3: fp16 forward on the tensor cores (head dim <= 64); float32 goes to v2, the rest to the reference."""
-    import cupy as cp
-    if q.dtype == cp.float32:
-        return flash_tiles_forward(q, k, v, causal=causal, key_padding_mask=key_padding_mask, scale=scale,
-                                   dropout_mask=dropout_mask)
-    if dropout_mask is not None or q.dtype != cp.float16 or q.shape[-1] > MMA_D_MAX:
-        return get_kernel("attention", "numpy").forward(q, k, v, causal=causal, key_padding_mask=key_padding_mask,
-                                                        scale=scale, dropout_mask=dropout_mask)
-    q, k, v = (cp.ascontiguousarray(x) for x in (q, k, v))
-    B, H, T, S, D = _dims(q, k)
-    pad = _pad_mask(key_padding_mask, B, S)
-    out = cp.empty_like(q)
-    lse = cp.empty((B, H, T), cp.float32)
-    _kernel("attention_v3_mma.cu", "attn_mma_fwd")(
-        ((T + MMA_ROWS - 1) // MMA_ROWS, B * H), (128,),
-        (*_bits(q, k, v), pad, *_bits(out), lse, np.int32(H), np.int32(T), np.int32(S), np.int32(D),
-         np.int32(causal), np.float32(scale), _vec16(D, k, v)))
-    return out, CupyMmaCache(q, k, v, pad, out, lse, bool(causal), float(scale))
-
-
-def flash_mma_backward(dout, cache):
-    """v3 backward: delta, dK/dV per 64 keys and dQ per 64 queries, on the tensor cores; fp16 gradients."""
-    import cupy as cp
-    if not isinstance(cache, CupyMmaCache):
-        return flash_tiles_backward(dout, cache)
-    q, k, v, pad, out, lse, causal, scale = cache
-    B, H, T, S, D = _dims(q, k)
-    dout = cp.ascontiguousarray(dout).astype(cp.float16, copy=False)
-    delta = cp.empty((B, H, T), cp.float32)
-    dq, dk, dv = cp.empty_like(q), cp.empty_like(k), cp.empty_like(v)
-    rows = B * H * T
-    _kernel("attention_v3_mma.cu", "attn_mma_bwd_delta")(((rows + 255) // 256,), (256,),
-                                                           (*_bits(out, dout), delta, np.int64(rows), np.int32(D)))
-    shape_args = (np.int32(H), np.int32(T), np.int32(S), np.int32(D), np.int32(causal), np.float32(scale),
-                  _vec16(D, q, k, v, dout))
-    _kernel("attention_v3_mma.cu", "attn_mma_bwd_dkdv")(
-        ((S + MMA_ROWS - 1) // MMA_ROWS, B * H), (128,),
-        (*_bits(q, k, v), pad, *_bits(dout), lse, delta, *_bits(dk, dv)) + shape_args)
-    _kernel("attention_v3_mma.cu", "attn_mma_bwd_dq")(
-        ((T + MMA_ROWS - 1) // MMA_ROWS, B * H), (128,),
-        (*_bits(q, k, v), pad, *_bits(dout), lse, delta, *_bits(dq)) + shape_args)
-    return dq, dk, dv
-
-
-def _vec16(D: int, *arrays) -> np.int32:
-    """1 when attention v3 may load whole 16-byte rows: D = 64 and every array starts 16-byte aligned."""
-    return np.int32(D == MMA_D_MAX and all(_address(a) % 16 == 0 for a in arrays))
-
-
-def _bits(*arrays):
-    """fp16 arrays as the uint16 bit patterns the header-free kernel takes (views, no copies)."""
-    import cupy as cp
-    return tuple(a.view(cp.uint16) for a in arrays)
-
-
-register_kernel("attention", "cupy", "v1_flash2", flash_attention_forward, flash_attention_backward)
-register_kernel("attention", "cupy", "v2_flash_tiles", flash_tiles_forward, flash_tiles_backward)
-register_kernel("attention", "cupy", "v3_flash_mma", flash_mma_forward, flash_mma_backward, default=True)
+register_kernel("attention", "cupy", "v1_flash2", flash_attention_forward, flash_backward)
+register_kernel("attention", "cupy", "v2_flash_tiles", flash_tiles_forward, flash_backward)
+register_kernel("attention", "cupy", "v3_flash_mma", flash_mma_forward, flash_backward, default=True)
