@@ -1,8 +1,9 @@
 // cuda_emu.h: just enough of CUDA C++ to compile tinylm's .cu kernels with g++ and run them on the CPU.
 //
 // Why: to check a kernel's arithmetic, indexing and masking (and, under ThreadSanitizer, find a
-// missing __syncthreads) on a machine without a GPU. It is not a GPU model: no warps, no
-// timing, no memory hierarchy; a block's threads are OS threads, run one block at a time.
+// missing __syncthreads) on a machine without a GPU. It is not a GPU model: no lockstep warps, no
+// timing, no memory hierarchy; a block's threads are OS threads, run one block at a time, and a warp
+// is 32 of them that meet only where the code says so (__syncwarp, shuffles, mma).
 // Used by tinylm/backend/cuda_emu.py, which puts this header before a .cu source and after it one
 // launcher per kernel plus a main(): each launch is one run of that small program (driver_main).
 //
