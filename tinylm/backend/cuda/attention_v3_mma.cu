@@ -57,6 +57,8 @@ __device__ __forceinline__ unsigned pack(float lo, float hi) {          // two f
 #endif
 }
 
+__device__ __forceinline__ half_bits f2h(float x) { return (half_bits)(pack(x, 0.0f) & 0xFFFF); }   // one float -> fp16
+
 __device__ __forceinline__ void mma(float c[4], const unsigned a[4], const unsigned b[2]) {
 #ifdef __CUDA_ARCH__
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
@@ -221,7 +223,7 @@ attn_mma_fwd(const half_bits* __restrict__ q, const half_bits* __restrict__ k, c
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
                 const int d = dt * 8 + 2 * t + e;
-                if (d < D) out[((long long)bh * T + i) * D + d] = (half_bits)(pack(o[dt][2 * h + e] * inv, 0.0f) & 0xFFFF);
+                if (d < D) out[((long long)bh * T + i) * D + d] = f2h(o[dt][2 * h + e] * inv);
             }
         if (t == 0) lse[(long long)bh * T + i] = sum > 0.0f ? m[h] + logf(sum) : INFINITY;
     }
@@ -293,8 +295,8 @@ attn_mma_bwd_dkdv(const half_bits* __restrict__ q, const half_bits* __restrict__
             for (int e = 0; e < 2; ++e) {
                 const int d = dt * 8 + 2 * t + e;
                 if (d >= D) continue;
-                dk[((long long)bh * S + j) * D + d] = (half_bits)(pack(scale * dkp[dt][2 * h + e], 0.0f) & 0xFFFF);
-                dv[((long long)bh * S + j) * D + d] = (half_bits)(pack(dvp[dt][2 * h + e], 0.0f) & 0xFFFF);
+                dk[((long long)bh * S + j) * D + d] = f2h(scale * dkp[dt][2 * h + e]);
+                dv[((long long)bh * S + j) * D + d] = f2h(dvp[dt][2 * h + e]);
             }
     }
 }
@@ -353,7 +355,7 @@ attn_mma_bwd_dq(const half_bits* __restrict__ q, const half_bits* __restrict__ k
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
                 const int d = dt * 8 + 2 * t + e;
-                if (d < D) dq[((long long)bh * T + i) * D + d] = (half_bits)(pack(scale * dqp[dt][2 * h + e], 0.0f) & 0xFFFF);
+                if (d < D) dq[((long long)bh * T + i) * D + d] = f2h(scale * dqp[dt][2 * h + e]);
             }
     }
 }
