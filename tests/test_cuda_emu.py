@@ -159,7 +159,32 @@ extern "C" __global__ void mma_tile(const unsigned short* __restrict__ A, const 
     cuda_emu::mma_m16n8k16(c, a, b);
     for (int e = 0; e < 4; ++e) D[(g + 8 * (e / 2)) * 8 + 2 * t + e % 2] = c[e];
 }
+// ldmatrix.x4 of the four 8x8 quadrants of a 16x16 matrix M (row-major): lanes 8m .. 8m+7 point at the
+// rows of quadrant m = (row half m / 2, column half m % 2); out[lane][m] is the register lane received
+extern "C" __global__ void ldsm(const unsigned short* __restrict__ M, unsigned* __restrict__ out, int trans) {
+    __shared__ __align__(16) unsigned short Ms[16 * 16];
+    for (int e = threadIdx.x; e < 256; e += 32) Ms[e] = M[e];
+    __syncthreads();
+    const int m = threadIdx.x / 8, r = threadIdx.x % 8;
+    unsigned reg[4];
+    cuda_emu::ldmatrix_x4(reg, Ms + ((m / 2) * 8 + r) * 16 + (m % 2) * 8, trans != 0);
+    for (int i = 0; i < 4; ++i) out[threadIdx.x * 4 + i] = reg[i];
+}
 '''
+
+
+@pytest.mark.parametrize("trans", [False, True], ids=["plain", "trans"])
+def test_ldmatrix_x4_fragments(trans):
+    M = np.arange(256, dtype=np.uint16).reshape(16, 16)
+    out = np.zeros((32, 4), np.uint32)
+    RawModule(WARP).get_function("ldsm")(1, 32, (M, out, np.int32(trans)))
+    for lane in range(32):
+        g, t = divmod(lane, 4)
+        for m in range(4):
+            Q = M[(m // 2) * 8:(m // 2) * 8 + 8, (m % 2) * 8:(m % 2) * 8 + 8]
+            Q = Q.T if trans else Q                       # .trans: lane 4g+t gets column g, rows 2t, 2t+1
+            lo, hi = Q[g, 2 * t], Q[g, 2 * t + 1]
+            assert out[lane, m] == int(lo) | (int(hi) << 16), (lane, m)
 
 
 @pytest.mark.parametrize("mask", [1, 2, 16, 31])

@@ -23,9 +23,9 @@
 //   __global__/__device__/__forceinline__/__restrict__/__launch_bounds__   qualifiers, dropped
 //   min/max (int), expf, logf, fmaxf, INFINITY                                 from <cmath>/<algorithm>
 //   __syncwarp, __shfl_xor_sync (full masks)  a barrier and an exchange among a warp's 32 threads
-//   cuda_emu::mma_m16n8k16, half_to_float, pack_half2   what a kernel's non-CUDA branch (#ifndef
-//                                            __CUDA_ARCH__) calls in place of its inline PTX for the
-//                                            tensor cores' mma.sync.m16n8k16 and the fp16 conversions
+//   cuda_emu::mma_m16n8k16, ldmatrix_x4,      what a kernel's non-CUDA branch (#ifndef __CUDA_ARCH__)
+//     half_to_float, pack_half2              calls in place of its inline PTX for the tensor cores'
+//                                            mma.sync.m16n8k16, ldmatrix and the fp16 conversions
 // What it does not: other warp intrinsics (__shfl_sync, __ballot_sync), atomics, wmma, textures,
 // dynamic shared memory. A kernel using them fails to compile here, loudly.
 #pragma once
@@ -159,6 +159,23 @@ inline unsigned short float_to_half(float x) {
 }
 inline unsigned pack_half2(float lo, float hi) {    // lo in bits 0-15, hi in bits 16-31
     return (unsigned)float_to_half(lo) | ((unsigned)float_to_half(hi) << 16);
+}
+
+// ldmatrix.sync.aligned.m8n8.x4{.trans}.b16: four 8x8 matrices of 16-bit elements from (shared)
+// memory, one register per matrix in each lane. Lanes 8m .. 8m+7 give the addresses of matrix m's
+// eight rows. Plain: lane 4g+t gets row g, columns 2t and 2t+1 (lower column in bits 0-15). .trans:
+// the matrix transposed, so lane 4g+t gets column g, rows 2t and 2t+1.
+inline void ldmatrix_x4(unsigned r[4], const unsigned short* row, bool trans) {
+    this_warp->slots[lane][0] = (unsigned long long)row;
+    this_warp->barrier.arrive_and_wait();
+    const int g = lane / 4, t = lane % 4;
+    for (int m = 0; m < 4; ++m) {
+        auto at = [m](int row_in_matrix) { return (const unsigned short*)this_warp->slots[8 * m + row_in_matrix][0]; };
+        const unsigned short lo = trans ? at(2 * t)[g] : at(g)[2 * t];
+        const unsigned short hi = trans ? at(2 * t + 1)[g] : at(g)[2 * t + 1];
+        r[m] = (unsigned)lo | ((unsigned)hi << 16);
+    }
+    this_warp->barrier.arrive_and_wait();
 }
 
 // mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32: D (16x8) = A (16x16) B (16x8) + C, one warp.

@@ -5,6 +5,8 @@
 // issued by one warp, and FlashAttention-2's register trick removes the shared-memory round trips:
 // the scores S = Q K^T come out of mma in the accumulator layout, and the probabilities P, computed
 // in place from them, are already in the layout mma wants for its A operand, so P V follows at once.
+// The B operands (K, V, and Q, dO in the backward) come from shared memory by ldmatrix, four 8x8
+// pieces per instruction: plain for K (its rows are the product's columns), .trans for V.
 //
 // Fragment layout (PTX ISA, mma.m16n8k16, f16): lane = 4 g + t (g = groupID 0..7, t = 0..3);
 //   A (16 x 16)  a[0] = row g, cols 2t, 2t+1; a[1] = row g+8, same; a[2], a[3]: cols + 8
@@ -21,7 +23,7 @@
 //   attn_mma_bwd_dq      per 64 queries: S, P, dP = dO V^T, dS; dQ += dS K (no atomics anywhere)
 // Masks and the derivation as v1/v2 (derivations/flash_attention.md); dS is rounded to fp16 for
 // its products, as in FlashAttention-2. fp16 data travels as unsigned short: the source includes
-// no header, because NVRTC (CuPy's compiler) has none; the conversions and mma are inline PTX, and
+// no header, because NVRTC (CuPy's compiler) has none; the conversions, ldmatrix and mma are inline PTX, and
 // tinylm's CPU emulator (tinylm/backend/cuda_emu.h) supplies them where __CUDA_ARCH__ is not defined.
 
 #ifndef INFINITY                  // NVRTC has no <math.h>: +inf from its bits
@@ -29,7 +31,8 @@
 #endif
 
 #define NWARPS 4
-#define NT (32 * NWARPS)
+#define NT (32 * NWARPS)   // __launch_bounds__(NT, 1): all 255 registers are ours (the backward holds
+                           // four 16 x 64 float accumulators per warp); with (NT) alone ptxas spilled
 #define BR 64             // query rows per block: 16 per warp
 #define BC 64             // keys per tile
 #define DP 64             // head dim, padded (columns past D are zero)
@@ -59,7 +62,7 @@ __device__ __forceinline__ unsigned pack(float lo, float hi) {          // two f
 
 __device__ __forceinline__ half_bits f2h(float x) { return (half_bits)(pack(x, 0.0f) & 0xFFFF); }   // one float -> fp16
 
-__device__ __forceinline__ void mma(float c[4], const unsigned a[4], const unsigned b[2]) {
+__device__ __forceinline__ void mma(float c[4], const unsigned a[4], const unsigned* b) {   // b[0], b[1]
 #ifdef __CUDA_ARCH__
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
                  "{%8, %9}, {%0, %1, %2, %3};"
@@ -70,8 +73,25 @@ __device__ __forceinline__ void mma(float c[4], const unsigned a[4], const unsig
 #endif
 }
 
-__device__ __forceinline__ unsigned pair(const half_bits* p) {          // two adjacent halves
-    return (unsigned)p[0] | ((unsigned)p[1] << 16);
+// ldmatrix.x4: four 8x8 fp16 matrices from shared memory, one register each; lanes 8m .. 8m+7 point at
+// matrix m's rows. Plain, lane 4g+t gets (row g; cols 2t, 2t+1): B fragments of a matrix stored with
+// n along rows. .trans, lane 4g+t gets (rows 2t, 2t+1; col g): B fragments of a matrix stored with k
+// along rows. Generic addressing (no .shared): the pointer needs no conversion helper, so no header.
+__device__ __forceinline__ void ldsm_x4(unsigned r[4], const half_bits* row) {
+#ifdef __CUDA_ARCH__
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "l"(row));
+#else
+    cuda_emu::ldmatrix_x4(r, row, false);
+#endif
+}
+__device__ __forceinline__ void ldsm_x4_trans(unsigned r[4], const half_bits* row) {
+#ifdef __CUDA_ARCH__
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "l"(row));
+#else
+    cuda_emu::ldmatrix_x4(r, row, true);
+#endif
 }
 
 __device__ __forceinline__ bool visible(int i, int j, int T, int S, int causal, const unsigned char* pad_b) {
@@ -115,33 +135,38 @@ __device__ __forceinline__ void load_a(unsigned a[DP / 16][4], const half_bits* 
 }
 
 // acc[nt] (16 x 8 tiles across 64 columns) += A (16 x DP, fragments) X^T, X = tile[64][LDS]: the
-// columns of the product are X's rows, so B's column n is row n of X and its k pairs are adjacent
+// columns of the product are X's rows (n along rows: plain ldmatrix). One ldmatrix.x4 feeds two mma:
+// matrices 0, 1 are rows 16np .. +7 at columns kc*16 and kc*16 + 8 (b[0], b[1] of n-tile 2np),
+// matrices 2, 3 the same for rows 16np + 8 .. +15 (n-tile 2np + 1)
 __device__ __forceinline__ void product_abt(float acc[8][4], const unsigned a[DP / 16][4], const half_bits* X) {
-    const int g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
+    const int lane = threadIdx.x % 32, m = lane / 8, r = lane % 8;
 #pragma unroll
     for (int kc = 0; kc < DP / 16; ++kc)
 #pragma unroll
-        for (int nt = 0; nt < 8; ++nt) {
-            const half_bits* x = X + (nt * 8 + g) * LDS + kc * 16 + 2 * t;
-            const unsigned b[2] = {pair(x), pair(x + 8)};
-            mma(acc[nt], a[kc], b);
+        for (int np = 0; np < 4; ++np) {
+            unsigned b[4];
+            ldsm_x4(b, X + (np * 16 + (m / 2) * 8 + r) * LDS + kc * 16 + (m % 2) * 8);
+            mma(acc[2 * np], a[kc], b);
+            mma(acc[2 * np + 1], a[kc], b + 2);
         }
 }
 
 // acc[dt] (16 x 8 tiles across DP columns) += P (16 x 64, the C-layout values p[8][4]) Y, Y = tile[64][LDS]:
-// P's C tiles 2c, 2c+1 are the A fragment of its column chunk c; B's (k, n) pairs are (row k, k+1; col n) of Y
+// P's C tiles 2c, 2c+1 are the A fragment of its column chunk c (the register trick); Y has k along its
+// rows, so its B fragments come from ldmatrix.trans: matrices 0, 1 are rows c*16 .. +7 and c*16 + 8 ..
+// +15 at column 16dp (d-tile 2dp), matrices 2, 3 the same at column 16dp + 8 (d-tile 2dp + 1)
 __device__ __forceinline__ void product_py(float acc[DP / 8][4], const float p[8][4], const half_bits* Y) {
-    const int g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
+    const int lane = threadIdx.x % 32, m = lane / 8, r = lane % 8;
 #pragma unroll
     for (int c = 0; c < 4; ++c) {
         const unsigned a[4] = {pack(p[2 * c][0], p[2 * c][1]), pack(p[2 * c][2], p[2 * c][3]),
                                pack(p[2 * c + 1][0], p[2 * c + 1][1]), pack(p[2 * c + 1][2], p[2 * c + 1][3])};
 #pragma unroll
-        for (int dt = 0; dt < DP / 8; ++dt) {
-            const half_bits* y = Y + (c * 16 + 2 * t) * LDS + dt * 8 + g;
-            const unsigned b[2] = {(unsigned)y[0] | ((unsigned)y[LDS] << 16),
-                                   (unsigned)y[8 * LDS] | ((unsigned)y[9 * LDS] << 16)};
-            mma(acc[dt], a, b);
+        for (int dp = 0; dp < DP / 16; ++dp) {
+            unsigned b[4];
+            ldsm_x4_trans(b, Y + (c * 16 + (m % 2) * 8 + r) * LDS + dp * 16 + (m / 2) * 8);
+            mma(acc[2 * dp], a, b);
+            mma(acc[2 * dp + 1], a, b + 2);
         }
     }
 }
@@ -156,7 +181,7 @@ __device__ __forceinline__ float quad_sum(float x) {
     return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
-extern "C" __global__ void __launch_bounds__(NT)
+extern "C" __global__ void __launch_bounds__(NT, 1)
 attn_mma_fwd(const half_bits* __restrict__ q, const half_bits* __restrict__ k, const half_bits* __restrict__ v,
              const unsigned char* __restrict__ pad, half_bits* __restrict__ out, float* __restrict__ lse, int H,
              int T, int S, int D, int causal, float scale, int vec) {
@@ -238,7 +263,7 @@ extern "C" __global__ void attn_mma_bwd_delta(const half_bits* __restrict__ out,
     delta[r] = acc;
 }
 
-extern "C" __global__ void __launch_bounds__(NT)
+extern "C" __global__ void __launch_bounds__(NT, 1)
 attn_mma_bwd_dkdv(const half_bits* __restrict__ q, const half_bits* __restrict__ k, const half_bits* __restrict__ v,
                   const unsigned char* __restrict__ pad, const half_bits* __restrict__ dout,
                   const float* __restrict__ lse, const float* __restrict__ delta, half_bits* __restrict__ dk,
@@ -301,7 +326,7 @@ attn_mma_bwd_dkdv(const half_bits* __restrict__ q, const half_bits* __restrict__
     }
 }
 
-extern "C" __global__ void __launch_bounds__(NT)
+extern "C" __global__ void __launch_bounds__(NT, 1)
 attn_mma_bwd_dq(const half_bits* __restrict__ q, const half_bits* __restrict__ k, const half_bits* __restrict__ v,
                 const unsigned char* __restrict__ pad, const half_bits* __restrict__ dout,
                 const float* __restrict__ lse, const float* __restrict__ delta, half_bits* __restrict__ dq, int H,
