@@ -100,3 +100,15 @@ def test_registry_lists_reference_kernels():
 def test_matmul_bad_shapes(a_shape, b_shape, match):
     with pytest.raises(ValueError, match=match):
         tinylm.ops.matmul(np.ones(a_shape), np.ones(b_shape))
+
+
+def test_use_backend_takes_back_a_backend_it_yielded():
+    with tinylm.use_backend("numba") as numba_backend:
+        pass
+    assert tinylm.get_backend().name == "numpy"
+    with tinylm.use_backend(numba_backend) as again:
+        assert again is numba_backend and tinylm.get_backend() is numba_backend
+    assert tinylm.get_backend().name == "numpy"
+    with pytest.raises(TypeError, match="name must be a str or a Backend, got int"):
+        with tinylm.use_backend(3):
+            pass

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+import tinylm
 from tinylm import bench
 from tinylm.models.gpt import GPTConfig
 
@@ -67,3 +68,32 @@ def test_bench_attention_in_half_precision(capsys):
     rows = bench.bench_attention(BACKENDS, [19], repeats=1, B=1, H=2, D=8, dtype="float16")
     _check_rows(rows, ["attention/numpy/v0_reference"])
     assert "FAIL" not in capsys.readouterr().out
+
+
+def test_bench_validates_and_times_the_cupy_kernels_emulated(monkeypatch, capsys):
+    """gpu_check.py's benchmark part, dry-run on the CPU: the cupy kernels (through the CUDA emulator)
+    must pass the harness's validation in float32 and fp16 and get timed rows."""
+    from tinylm.backend import cuda_emu, use_backend
+    if cuda_emu.compiler() is None:
+        pytest.skip("no C++ compiler for the CUDA emulator")
+    backends_at_launch = set()                                 # on a GPU, a reference@cupy kernel run under
+    launch = cuda_emu.EmulatedKernel.__call__                  # another backend fails: it reads xp from it
+    monkeypatch.setattr(cuda_emu.EmulatedKernel, "__call__", lambda self, *a: (
+        backends_at_launch.add(tinylm.get_backend().name), launch(self, *a))[1])
+    with cuda_emu.emulated_cupy_backend() as emulated:         # "cupy" means the emulated backend
+        monkeypatch.setattr(bench, "use_backend", lambda b: use_backend(emulated if b == "cupy" else b))
+        monkeypatch.setattr(bench, "_sync", lambda backend: None)
+        monkeypatch.setattr(bench, "_torch_devices", lambda backends: [])   # no GPU PyTorch to compare with
+        with use_backend("numpy"):                             # timed calls must bring their backend along
+            mm = bench.bench_matmul(["cupy"], [(70, 36, 68)], repeats=1)
+            att32 = bench.bench_attention(["cupy"], [40], repeats=1, B=1, H=1, D=64)
+            att16 = bench.bench_attention(["cupy"], [40], repeats=1, B=1, H=1, D=64, dtype="float16")
+    out = capsys.readouterr().out
+    assert "FAIL" not in out
+    assert {"matmul/cupy/v1_naive", "matmul/cupy/v2_tiled", "matmul/cupy/v3_blocktile",
+            "matmul/numpy/v0_reference@cupy"} <= {r.name for r in mm}
+    for rows in (att32, att16):
+        assert {"attention/cupy/v1_flash2", "attention/cupy/v2_flash_tiles", "attention/cupy/v3_flash_mma",
+                "attention/numpy/v0_reference@cupy"} <= {r.name for r in rows}
+        assert all(r.seconds > 0 for r in rows)
+    assert backends_at_launch == {"cupy"}

@@ -61,6 +61,15 @@ def _timed(fn, backend: str) -> float:
     return time.perf_counter() - t0
 
 
+def _on(be, fn):
+    """fn, called with backend ``be`` active: a kernel timed after its setup block has closed (the
+    reference kernels on CuPy check their arrays against the active backend)."""
+    def run():
+        with use_backend(be):
+            return fn()
+    return run
+
+
 def _time_side_by_side(fns: dict, backends: dict, repeats: int) -> dict[str, float]:
     """Median seconds of each fn, repeats interleaved so that every fn sees the same machine load.
 
@@ -207,7 +216,7 @@ def bench_matmul(backends, shapes, repeats: int, naive_max_flops: float = 3e8) -
             with use_backend(run.backend) as be:
                 ad, bd = be.asarray(a), be.asarray(b)
                 k.forward(ad, bd)                           # warm-up
-                fns[run.name] = (lambda k=k, ad=ad, bd=bd: k.forward(ad, bd))
+                fns[run.name] = _on(be, lambda k=k, ad=ad, bd=bd: k.forward(ad, bd))
                 where[run.name] = run.backend
         for device in _torch_devices(backends):
             ta, tb = torch.from_numpy(a).to(device), torch.from_numpy(b).to(device)
@@ -250,7 +259,7 @@ def bench_linear_gelu(backends, shapes, repeats: int) -> list[Row]:
             with use_backend(run.backend) as be:
                 args = tuple(be.asarray(a) for a in (x, w, b))
                 run.kernel.forward(*args)                       # warm-up
-                fns[run.name], where[run.name] = (lambda k=run.kernel, args=args: k.forward(*args)), run.backend
+                fns[run.name], where[run.name] = _on(be, lambda k=run.kernel, args=args: k.forward(*args)), run.backend
         for device in _torch_devices(backends):
             tx, tw, tb = (torch.from_numpy(a).to(device) for a in (x, w, b))
             F = torch.nn.functional
@@ -351,7 +360,7 @@ def bench_attention(backends, Ts, repeats: int, B=4, H=4, D=64, causal=True, dty
                 step()                                              # warm-up
                 if run.backend != "cupy":
                     mem[run.name] = _peak_extra_bytes(step)
-                fns[run.name], where[run.name] = step, run.backend
+                fns[run.name], where[run.name] = _on(be, step), run.backend
         for device in _torch_devices(backends):
             # in the kernels' dtype; in half precision pinned to PyTorch's flash kernel, its fastest
             # (and the GPU bar's yardstick)

@@ -139,9 +139,18 @@ def set_backend(name: str) -> Backend:
 
 
 @contextlib.contextmanager
-def use_backend(name: str) -> Iterator[Backend]:
-    """``with use_backend("numba"): ...`` runs the block on that backend, then restores the old one."""
-    b = _make_backend(name.lower())
+def use_backend(name: str | Backend) -> Iterator[Backend]:
+    """``with use_backend("numba"): ...`` runs the block on that backend, then restores the old one.
+
+    ``name`` may also be a :class:`Backend` a previous ``use_backend`` yielded: it is made active again
+    as it is, without the checks and imports of a fresh one (cheap enough to wrap a timed call).
+    """
+    if isinstance(name, Backend):
+        b = name
+    elif isinstance(name, str):
+        b = _make_backend(name.lower())
+    else:
+        raise TypeError(f"use_backend: name must be a str or a Backend, got {type(name).__name__}")
     token = _active.set(b)
     try:
         yield b
