@@ -3,6 +3,7 @@ import importlib.util
 import pathlib
 
 import numpy as np
+import pytest
 
 import tinylm
 
@@ -40,3 +41,18 @@ def test_train_resume_is_exact(tmp_path):
 def test_builtin_corpus_needs_no_download():
     text = load_example("train_gpt").builtin_corpus()
     assert len(text) > 200_000 and "assert" in text
+
+
+def test_trains_and_samples_on_the_cupy_kernels_emulated(tmp_path):
+    """What gpu_check.py's part 3 runs on a GPU (train_gpt on the cupy backend), here with the CUDA
+    kernels emulated on the CPU: same losses as the numpy backend, to float32 rounding."""
+    from tinylm.backend import cuda_emu
+    if cuda_emu.compiler() is None:
+        pytest.skip("no C++ compiler for the CUDA emulator")
+    train_gpt = load_example("train_gpt")
+    args = TINY + ["--data", str(ROOT / "README.md")]
+    reference = train_gpt.main(args + ["--out", str(tmp_path / "numpy")])
+    with cuda_emu.emulated_cupy_backend():
+        emulated = train_gpt.main(args + ["--out", str(tmp_path / "cupy")])
+    assert emulated["step"] == reference["step"] == 6
+    np.testing.assert_allclose(emulated["val"], reference["val"], rtol=1e-4)
