@@ -1,8 +1,9 @@
 """v3_flash_blocks (tinylm/backend/numba_attention.py) beyond tests/test_kernels.py and
 tests/test_numba_kernels.py: the block loops run with tiny blocks so that small shapes cross many
 query and key blocks (ragged last blocks, the causal diagonal inside a block, T < S), the block-size
-rule that keeps OpenBLAS single-threaded, results independent of the thread count, fully masked rows,
-and finite differences through the public op.
+rule that keeps OpenBLAS single-threaded, results independent of the thread count and fully masked
+rows. The handoff to the reference kernel and finite differences through the public op are checked
+for v3 and v4 together, in tests/test_numba_attention_v4.py.
 """
 import math
 
@@ -10,12 +11,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-import tinylm
 from tinylm.backend import numba_attention as na
-from tinylm.backend import registry
 from tinylm.backend.registry import get_kernel
-from tinylm.gradcheck import check_op
-from tinylm.ops.attention import ReferenceAttentionCache, attention_backward, attention_forward
 
 V3 = get_kernel("attention", "numba", "v3_flash_blocks")
 
@@ -89,29 +86,3 @@ def test_block_sizes_keep_every_tile_product_serial(D):
 
 def test_block_sizes_at_the_benchmark_head_dim():
     assert na._block_sizes(64) == (64, 64)
-
-
-def test_dropout_is_handed_to_the_reference_kernel(rng):
-    q, k, v, dout = (rng.standard_normal((1, 2, 4, 8)) for _ in range(4))
-    drop = (rng.random((1, 2, 4, 4)) > 0.5) * 2.0
-    kw = dict(causal=False, key_padding_mask=None, scale=0.3, dropout_mask=drop)
-    out, cache = V3.forward(q, k, v, **kw)
-    assert isinstance(cache, ReferenceAttentionCache)
-    ref = get_kernel("attention", "numpy")
-    ref_out, ref_cache = ref.forward(q, k, v, **kw)
-    np.testing.assert_allclose(out, ref_out)
-    for g, want in zip(V3.backward(dout, cache), ref.backward(dout, ref_cache)):
-        np.testing.assert_allclose(g, want)
-
-
-@pytest.mark.parametrize("causal", [False, True])
-def test_gradcheck_through_the_public_op(causal, rng, monkeypatch):
-    """Finite differences of attention_forward on the numba backend, with v3 doing the work."""
-    monkeypatch.setitem(registry._DEFAULTS, ("attention", "numba"), "v3_flash_blocks")
-    q = rng.standard_normal((1, 2, 5, 4))
-    k, v = rng.standard_normal((1, 2, 7, 4)), rng.standard_normal((1, 2, 7, 4))
-    pad = np.array([[False, True, False, False, False, False, False]])
-    with tinylm.use_backend("numba"):
-        assert get_kernel("attention").version == "v3_flash_blocks"
-        check_op(attention_forward, attention_backward, {"q": q, "k": k, "v": v},
-                 kwargs={"causal": causal, "key_padding_mask": pad}, tol=1e-7)   # raises on failure

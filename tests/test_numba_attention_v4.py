@@ -2,7 +2,8 @@
 tests/test_numba_kernels.py: the tile loops with small blocks so that small shapes cross many query
 and key blocks (ragged 8-row groups and NR-key panels, the causal diagonal, T < S and T > S), head
 dims that are not a multiple of 8 (zero-padded), fully masked rows, results independent of the
-thread count, and finite differences through the public op.
+thread count; and, for v3 and v4 both, the handoff of dropout and fp16 to the reference kernel and
+finite differences through the public op.
 """
 import math
 
@@ -76,29 +77,37 @@ def test_registered_kernel_matches_the_reference(dtype, T, S, D, causal, rng):
     _assert_matches((out, *V4.backward(dout, cache)), _reference(q, k, v, dout, causal, pad, scale), dtype)
 
 
+# The handoff and the gradient check through the public op, for both block kernels (v3 tests its own
+# block geometry in test_numba_attention_v3.py).
+BLOCK_KERNELS = ["v3_flash_blocks", "v4_flash_ukernel"]
+
+
+@pytest.mark.parametrize("version", BLOCK_KERNELS)
 @pytest.mark.parametrize("case", ["dropout", "float16"])
-def test_dropout_and_float16_are_handed_to_the_reference_kernel(case, rng):
+def test_dropout_and_float16_are_handed_to_the_reference_kernel(version, case, rng):
+    kernel = get_kernel("attention", "numba", version)
     dtype = np.float16 if case == "float16" else np.float64
     q, k, v, dout = (rng.standard_normal((1, 2, 4, 8)).astype(dtype) for _ in range(4))
     drop = (rng.random((1, 2, 4, 4)) > 0.5) * 2.0 if case == "dropout" else None
     kw = dict(causal=False, key_padding_mask=None, scale=0.3, dropout_mask=drop)
-    out, cache = V4.forward(q, k, v, **kw)
+    out, cache = kernel.forward(q, k, v, **kw)
     assert isinstance(cache, ReferenceAttentionCache)
     ref = get_kernel("attention", "numpy")
     ref_out, ref_cache = ref.forward(q, k, v, **kw)
     np.testing.assert_allclose(out, ref_out)
-    for g, want in zip(V4.backward(dout, cache), ref.backward(dout, ref_cache)):
+    for g, want in zip(kernel.backward(dout, cache), ref.backward(dout, ref_cache)):
         np.testing.assert_allclose(g, want)
 
 
+@pytest.mark.parametrize("version", BLOCK_KERNELS)
 @pytest.mark.parametrize("causal", [False, True])
-def test_gradcheck_through_the_public_op(causal, rng, monkeypatch):
-    """Finite differences of attention_forward on the numba backend, with v4 doing the work."""
-    monkeypatch.setitem(registry._DEFAULTS, ("attention", "numba"), "v4_flash_ukernel")
+def test_gradcheck_through_the_public_op(version, causal, rng, monkeypatch):
+    """Finite differences of attention_forward on the numba backend, with the block kernel doing the work."""
+    monkeypatch.setitem(registry._DEFAULTS, ("attention", "numba"), version)
     q = rng.standard_normal((1, 2, 5, 4))
     k, v = rng.standard_normal((1, 2, 7, 4)), rng.standard_normal((1, 2, 7, 4))
     pad = np.array([[False, True, False, False, False, False, False]])
     with tinylm.use_backend("numba"):
-        assert get_kernel("attention").version == "v4_flash_ukernel"
+        assert get_kernel("attention").version == version
         check_op(attention_forward, attention_backward, {"q": q, "k": k, "v": v},
                  kwargs={"causal": causal, "key_padding_mask": pad}, tol=1e-7)   # raises on failure
