@@ -19,8 +19,9 @@ Written to be run as one prepared script whenever a GPU is at hand (issue #7):
    against the xp-written reference and, when a CUDA PyTorch is installed, its SDPA in the same dtype
    (fp16 pinned to its flash kernel); then the issue's two GPU bars as measured (matmul >= 0.5x cuBLAS
    at n = 4096, fp16 attention >= 0.5x PyTorch's flash at T = 4096).
-Each part prints its own verdict; the exit status is non-zero when a correctness part fails (the
-bars are reported, not enforced). Without CuPy or a GPU it stops at once and says why.
+Each part prints its own verdict, and a part that raises is reported and the others still run; the
+exit status is non-zero when a part fails (the bars are reported, not enforced). Without CuPy or a
+GPU it stops at once and says why.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -124,28 +126,46 @@ def main(argv=None) -> int:
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_kernels.py",
          "tests/test_cuda_sources.py", "-k", "cupy and not emulated"], cwd=ROOT, env=ENV).returncode == 0
     print("\n2. one GPT training step, numpy vs cupy")
-    verdicts["step"] = check_training_step_matches_numpy()
+    verdicts["step"] = _part(check_training_step_matches_numpy)
     print("\n3. a small GPT trained on the GPU")
     verdicts["train"] = train_small_gpt(a.steps)
-
-    print("\n4. benchmarks (float32; vs np = against the reference kernel run on the GPU: cuBLAS for matmul)")
-    from tinylm import bench
-    backends = ["cupy"]
-    tables = {"matmul": bench.bench_matmul(backends, [(4096, 4096, 4096)], a.repeats, naive_max_flops=2e11),
-              "attention, causal, float32": bench.bench_attention(backends, [1024, 4096], a.repeats, B=4, H=16, D=64),
-              "attention, causal, fp16": bench.bench_attention(backends, [1024, 4096], a.repeats, B=4, H=16, D=64,
-                                                               dtype="float16")}
-    for title, rows in tables.items():
-        print(f"  {title}\n{bench.HEADER}")
-        for row in rows:
-            print(row)
+    print("\n4. benchmarks (vs np = against the reference kernel run on the GPU: cuBLAS for matmul)")
+    tables = {}
+    verdicts["bench"] = _part(lambda: bench_tables(tables, a.repeats))
     print("\n5. the issue's GPU bars, as measured")
-    for line in gpu_bars(tables["matmul"], tables["attention, causal, fp16"]):
+    for line in gpu_bars(tables.get("matmul", []), tables.get("attention, causal, fp16", [])):
         print("  " + line)
 
     print("\nverdicts: " + ", ".join(f"{k} {'ok' if v else 'FAIL'}" for k, v in verdicts.items()))
     return 0 if all(verdicts.values()) else 1
 
+
+def bench_tables(tables: dict, repeats: int) -> bool:
+    """Fills ``tables`` (title -> rows) one table at a time, printing each as it comes: a failure in one
+    leaves the tables before it measured."""
+    from tinylm import bench
+    backends = ["cupy"]
+    plan = {"matmul": lambda: bench.bench_matmul(backends, [(4096, 4096, 4096)], repeats, naive_max_flops=2e11),
+            "attention, causal, float32": lambda: bench.bench_attention(backends, [1024, 4096], repeats, B=4, H=16,
+                                                                        D=64),
+            "attention, causal, fp16": lambda: bench.bench_attention(backends, [1024, 4096], repeats, B=4, H=16,
+                                                                     D=64, dtype="float16")}
+    for title, run in plan.items():
+        tables[title] = run()
+        print(f"  {title}\n{bench.HEADER}")
+        for row in tables[title]:
+            print(row)
+    return True
+
+
+def _part(fn) -> bool:
+    """fn()'s verdict; an exception is printed and counts as a failure, and the next parts still run
+    (a GPU is lent for minutes: one broken part must not cost the others)."""
+    try:
+        return bool(fn())
+    except Exception:
+        traceback.print_exc()
+        return False
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -49,3 +49,11 @@ def test_gpu_bars_read_the_harness_rows():
     assert lines[0] == ("matmul: 0.60x matmul/numpy/v0_reference@cupy at 4096x4096x4096: met (bar 0.5x)")
     assert lines[1].startswith("attention: 0.25x torch SDPA fp16 flash@cuda") and "NOT met" in lines[1]
     assert "not measured (torch SDPA fp16 flash@cuda missing" in gpu_check.gpu_bars(mm, att[:1])[1]
+
+
+def test_a_part_that_raises_is_a_failure_and_the_script_goes_on(capsys):
+    def broken():
+        raise RuntimeError("kernel exploded")
+    assert gpu_check._part(broken) is False
+    assert "RuntimeError: kernel exploded" in capsys.readouterr().err
+    assert gpu_check._part(lambda: True) is True
