@@ -256,7 +256,7 @@ def test_bad_sources_fail_with_the_reason():
         RawModule('extern "C" __global__ void k(float** pp) {}')
 
 
-def test_compiled_library_is_cached(tmp_path, monkeypatch):
+def test_compiled_program_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYLM_CUDA_EMU_CACHE", str(tmp_path))
     RawModule(REDUCE, name="reduce.cu")
     assert [p.name[:7] for p in tmp_path.iterdir()] == ["reduce-"]
