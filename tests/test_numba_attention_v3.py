@@ -14,15 +14,9 @@ from hypothesis import given, strategies as st
 from tinylm.backend import numba_attention as na
 from tinylm.backend.registry import get_kernel
 
+from attention_checks import assert_matches, inputs, reference   # tests/attention_checks.py
+
 V3 = get_kernel("attention", "numba", "v3_flash_blocks")
-
-
-def _reference(q, k, v, dout, causal, pad, scale):
-    """out, dq, dk, dv of the float64 reference kernel (materialises P)."""
-    ref = get_kernel("attention", "numpy")
-    out, cache = ref.forward(*(x.astype(np.float64) for x in (q, k, v)), causal=causal,
-                             key_padding_mask=pad, scale=scale, dropout_mask=None)
-    return (out, *ref.backward(dout.astype(np.float64), cache))
 
 
 def _v3_blocks(q, k, v, dout, causal, pad, scale, bq, bk):
@@ -39,17 +33,6 @@ def _v3_blocks(q, k, v, dout, causal, pad, scale, bq, bk):
     return out, dq, dk, dv
 
 
-def _assert_matches(got, want, dtype):
-    atol = 2e-5 if dtype == np.float32 else 1e-11
-    for name, g, w in zip(["out", "dq", "dk", "dv"], got, want):
-        assert g.dtype == dtype and g.shape == w.shape, name
-        np.testing.assert_allclose(g, w, rtol=0, atol=atol * max(1.0, np.abs(w).max()), err_msg=name)
-
-
-def _inputs(r, B, H, T, S, D, dtype):
-    return (r.standard_normal(s).astype(dtype) for s in [(B, H, T, D), (B, H, S, D), (B, H, S, D), (B, H, T, D)])
-
-
 @given(T=st.integers(1, 20), extra_keys=st.integers(0, 25), D=st.sampled_from([1, 3, 16]),
        bq=st.sampled_from([1, 3, 8]), bk=st.sampled_from([1, 5, 8]), causal=st.booleans(),
        padding=st.booleans(), f64=st.booleans(), seed=st.integers(0, 2**16))
@@ -58,23 +41,23 @@ def test_small_blocks_match_the_reference(T, extra_keys, D, bq, bk, causal, padd
     r = np.random.default_rng(seed)
     dtype = np.float64 if f64 else np.float32
     S = T + extra_keys
-    q, k, v, dout = _inputs(r, 2, 2, T, S, D, dtype)
+    q, k, v, dout = inputs(r, 2, 2, T, S, D, dtype)
     pad = (r.random((2, S)) < 0.4) if padding else None
     scale = 1 / math.sqrt(D)
     got = _v3_blocks(q, k, v, dout, causal, pad, scale, bq, bk)
-    _assert_matches(got, _reference(q, k, v, dout, causal, pad, scale), dtype)
+    assert_matches(got, reference(q, k, v, dout, causal, pad, scale), dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("T, S, D, causal", [(130, 130, 64, True), (70, 150, 80, True), (65, 129, 24, False)])
 def test_registered_kernel_across_full_blocks(dtype, T, S, D, causal, rng):
     """The registered block sizes (64 x 64; 48 x 64 at D = 80) with ragged last blocks, padding, T < S."""
-    q, k, v, dout = _inputs(rng, 2, 1, T, S, D, dtype)
+    q, k, v, dout = inputs(rng, 2, 1, T, S, D, dtype)
     pad = rng.random((2, S)) < 0.2
     scale = 0.7 / math.sqrt(D)
     out, cache = V3.forward(q, k, v, causal=causal, key_padding_mask=pad, scale=scale, dropout_mask=None)
     assert isinstance(cache, na.FlashCache) and cache.version == "blocks"
-    _assert_matches((out, *V3.backward(dout, cache)), _reference(q, k, v, dout, causal, pad, scale), dtype)
+    assert_matches((out, *V3.backward(dout, cache)), reference(q, k, v, dout, causal, pad, scale), dtype)
 
 
 @pytest.mark.parametrize("D", [1, 16, 24, 64, 80, 128, 256, 1000])

@@ -18,15 +18,9 @@ from tinylm.backend.registry import get_kernel
 from tinylm.gradcheck import check_op
 from tinylm.ops.attention import ReferenceAttentionCache, attention_backward, attention_forward
 
+from attention_checks import assert_matches, inputs, reference   # tests/attention_checks.py
+
 V4 = get_kernel("attention", "numba", "v4_flash_ukernel")
-
-
-def _reference(q, k, v, dout, causal, pad, scale):
-    """out, dq, dk, dv of the float64 reference kernel (materialises P)."""
-    ref = get_kernel("attention", "numpy")
-    out, cache = ref.forward(*(x.astype(np.float64) for x in (q, k, v)), causal=causal,
-                             key_padding_mask=pad, scale=scale, dropout_mask=None)
-    return (out, *ref.backward(dout.astype(np.float64), cache))
 
 
 def _v4_blocks(q, k, v, dout, causal, pad, scale, bk, bq):
@@ -38,17 +32,6 @@ def _v4_blocks(q, k, v, dout, causal, pad, scale, bk, bq):
     return (out[..., :D], *grads)
 
 
-def _assert_matches(got, want, dtype):
-    atol = 2e-5 if dtype == np.float32 else 1e-11
-    for name, g, w in zip(["out", "dq", "dk", "dv"], got, want):
-        assert g.dtype == dtype and g.shape == w.shape, name
-        np.testing.assert_allclose(g, w, rtol=0, atol=atol * max(1.0, np.abs(w).max()), err_msg=name)
-
-
-def _inputs(r, B, H, T, S, D, dtype):
-    return (r.standard_normal(s).astype(dtype) for s in [(B, H, T, D), (B, H, S, D), (B, H, S, D), (B, H, T, D)])
-
-
 @settings(max_examples=40, deadline=None)
 @given(T=st.integers(1, 45), S=st.integers(1, 70), D=st.sampled_from([3, 16, 24, 64, 80]),
        bk=st.sampled_from([8, 16, 64]), bq=st.sampled_from([8, 16, 64]), causal=st.booleans(),
@@ -57,11 +40,11 @@ def test_small_blocks_match_the_reference(T, S, D, bk, bq, causal, padding, f64,
     """Against the float64 reference; T > S with causal gives rows that see no key at all."""
     r = np.random.default_rng(seed)
     dtype = np.float64 if f64 else np.float32
-    q, k, v, dout = _inputs(r, 2, 2, T, S, D, dtype)
+    q, k, v, dout = inputs(r, 2, 2, T, S, D, dtype)
     pad = (r.random((2, S)) < 0.4) if padding else None
     scale = 1 / math.sqrt(D)
-    _assert_matches(_v4_blocks(q, k, v, dout, causal, pad, scale, bk, bq),
-                    _reference(q, k, v, dout, causal, pad, scale), dtype)
+    assert_matches(_v4_blocks(q, k, v, dout, causal, pad, scale, bk, bq),
+                    reference(q, k, v, dout, causal, pad, scale), dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
@@ -69,12 +52,12 @@ def test_small_blocks_match_the_reference(T, S, D, bk, bq, causal, padding, f64,
                                              (70, 33, 64, False), (130, 130, 64, True), (37, 37, 5, False)])
 def test_registered_kernel_matches_the_reference(dtype, T, S, D, causal, rng):
     """The registered block sizes, with ragged last blocks, key padding, T != S and odd D."""
-    q, k, v, dout = _inputs(rng, 2, 1, T, S, D, dtype)
+    q, k, v, dout = inputs(rng, 2, 1, T, S, D, dtype)
     pad = rng.random((2, S)) < 0.2
     scale = 0.7 / math.sqrt(D)
     out, cache = V4.forward(q, k, v, causal=causal, key_padding_mask=pad, scale=scale, dropout_mask=None)
     assert isinstance(cache, na.FlashCache) and cache.version == "ukernel"
-    _assert_matches((out, *V4.backward(dout, cache)), _reference(q, k, v, dout, causal, pad, scale), dtype)
+    assert_matches((out, *V4.backward(dout, cache)), reference(q, k, v, dout, causal, pad, scale), dtype)
 
 
 # The handoff and the gradient check through the public op, for both block kernels (v3 tests its own
