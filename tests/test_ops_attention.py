@@ -1,5 +1,6 @@
 """Scaled dot-product attention (tinylm/ops/attention.py): gradient checks, masking semantics,
 properties, dispatch and bad input. Kernel-by-kernel numerics: tests/test_kernels.py."""
+import importlib
 import math
 
 import numpy as np
@@ -184,6 +185,9 @@ def test_permuting_keys_and_values_together_leaves_output_unchanged(shape, seed)
 @pytest.fixture
 def spy_kernel():
     """Register a spy attention kernel as the numba default; restore the registry afterwards."""
+    # Import the numba kernels first: they register their own default on import, which would
+    # replace the spy if the first ``use_backend("numba")`` of this process came after it.
+    importlib.import_module("tinylm.backend.numba_kernels")
     slot = ("attention", "numba")
     saved = (dict(registry._KERNELS.get(slot, {})), registry._DEFAULTS.get(slot))
     calls = []
