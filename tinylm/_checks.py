@@ -17,7 +17,7 @@ import numpy as np
 from tinylm.backend import to_numpy
 
 __all__ = ["check_shape", "check_float", "check_int", "check_index_range", "check_positive_int",
-           "check_probability", "check_choice", "check_lengths"]
+           "check_probability", "check_choice", "check_lengths", "check_flag", "check_grad"]
 
 
 def _fmt(spec: Sequence[Any]) -> str:
@@ -90,9 +90,26 @@ def check_index_range(name: str, x: Any, high: int, *, ignore: int | None = None
 
 
 def check_positive_int(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+    """``v`` must be an int >= 1 (a NumPy integer, e.g. ``ids.max() + 1``, counts); returned as int."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
         raise ValueError(f"{name}: expected a positive int, got {v!r}")
-    return v
+    return int(v)
+
+
+def check_flag(name: str, v: Any) -> bool:
+    """``v`` must be a bool (not merely truthy: ``causal="no"`` is an error, not True)."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {v!r}")
+    return bool(v)
+
+
+def check_grad(name: str, g: Any, shape: Sequence[int], dtype: Any) -> None:
+    """An upstream gradient must match what the forward returned: float, exactly ``shape``
+    (no broadcast) and exactly ``dtype`` (no silent promotion of a float32 model to float64)."""
+    check_float(name, g)
+    check_shape(name, g, tuple(shape))
+    if g.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {np.dtype(dtype)} (the forward's output), got {g.dtype}")
 
 
 def check_probability(name: str, p: Any, *, allow_one: bool = False) -> float:
