@@ -30,12 +30,14 @@ def default_rng() -> np.random.Generator:
     return _rng
 
 
-def make_rng(seed_or_rng=None) -> np.random.Generator:
-    """``None`` -> the global generator; an int -> a fresh generator with that seed; a Generator -> itself."""
+def make_rng(seed_or_rng=None, name: str = "seed") -> np.random.Generator:
+    """``None`` -> the global generator; an int -> a fresh generator with that seed; a Generator -> itself.
+
+    ``name`` is the caller's argument name, for the error (``make_rng(rng, name="rng")``)."""
     if seed_or_rng is None:
         return _rng
     if isinstance(seed_or_rng, np.random.Generator):
         return seed_or_rng
     if isinstance(seed_or_rng, (int, np.integer)) and not isinstance(seed_or_rng, bool) and seed_or_rng >= 0:
         return np.random.default_rng(int(seed_or_rng))
-    raise TypeError(f"seed: expected None, a non-negative int or a numpy Generator, got {seed_or_rng!r}")
+    raise TypeError(f"{name}: expected None, a non-negative int or a numpy Generator, got {seed_or_rng!r}")

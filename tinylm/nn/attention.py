@@ -75,7 +75,7 @@ class MultiheadAttention(Module):
         self.head_dim = embed_dim // num_heads
         self.dropout = check_probability("dropout", dropout)
         self.batch_first = bool(batch_first)
-        gen = make_rng(rng)
+        gen = make_rng(rng, name="rng")
         E = embed_dim
         # xavier_uniform_ on a (3E, E) tensor: fan_in = E, fan_out = 3E.
         self.in_proj_weight = Parameter(init.uniform((3 * E, E), math.sqrt(6.0 / (E + 3 * E)), dtype, gen))
@@ -84,7 +84,7 @@ class MultiheadAttention(Module):
         if bias:
             self.out_proj.bias = Parameter(init.zeros((E,), dtype))     # PyTorch zeroes it too
         # An int seed becomes one generator here, so each forward still draws a fresh mask.
-        self.rng = None if rng is None else make_rng(rng)
+        self.rng = None if rng is None else make_rng(rng, name="rng")
         self._cache = None
 
     # --- (B,L,E) <-> (B,H,L,D) ---

@@ -24,7 +24,7 @@ class Dropout(Module):
         super().__init__()
         self.p = check_probability("p", p)
         # Turn a seed into a generator once: passing the int on every call would repeat one mask.
-        self.rng = None if rng is None else make_rng(rng)
+        self.rng = None if rng is None else make_rng(rng, name="rng")
         self._cache = None
 
     def forward(self, x):

@@ -18,12 +18,12 @@ def _to_backend(a: np.ndarray, dtype):
 
 def uniform(shape, bound: float, dtype=np.float32, rng=None):
     """U(-bound, bound) of the given shape."""
-    return _to_backend(make_rng(rng).uniform(-bound, bound, size=shape), dtype)
+    return _to_backend(make_rng(rng, name="rng").uniform(-bound, bound, size=shape), dtype)
 
 
 def normal(shape, std: float, dtype=np.float32, rng=None, mean: float = 0.0):
     """N(mean, std^2) of the given shape."""
-    return _to_backend(make_rng(rng).normal(mean, std, size=shape), dtype)
+    return _to_backend(make_rng(rng, name="rng").normal(mean, std, size=shape), dtype)
 
 
 def zeros(shape, dtype=np.float32):

@@ -68,7 +68,7 @@ class _RNNBase(Module):
             warnings.warn(f"dropout={dropout} acts between stacked layers only, so with num_layers=1 it does "
                           "nothing (as in PyTorch)", UserWarning, stacklevel=2)
         # One generator for init and the between-layer dropout masks; None: tinylm's global one.
-        self.rng = None if rng is None else make_rng(rng)
+        self.rng = None if rng is None else make_rng(rng, name="rng")
         G, D = self._gates * hidden_size, self.num_directions
 
         def new(shape):
@@ -302,7 +302,7 @@ class _CellBase(Module):
         self.input_size = check_positive_int("input_size", input_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         self.bias = bool(bias)
-        rng = None if rng is None else make_rng(rng)
+        rng = None if rng is None else make_rng(rng, name="rng")
         G = self._gates * hidden_size
         self.weight_ih = _uniform_hidden((G, input_size), hidden_size, dtype, rng)
         self.weight_hh = _uniform_hidden((G, hidden_size), hidden_size, dtype, rng)

@@ -80,7 +80,7 @@ class AdditiveAttention(SoftAttention):
         self.query_dim = check_positive_int("query_dim", query_dim)
         self.key_dim = check_positive_int("key_dim", key_dim)
         self.attn_dim = check_positive_int("attn_dim", attn_dim)
-        rng = make_rng(rng)        # one stream for all three weights (an int seed would repeat its draws)
+        rng = make_rng(rng, name="rng")        # one stream for all three weights (an int seed would repeat its draws)
         self.query_proj = Linear(query_dim, attn_dim, bias=False, dtype=dtype, rng=rng)
         self.key_proj = Linear(key_dim, attn_dim, bias=False, dtype=dtype, rng=rng)
         self.v = Linear(attn_dim, 1, bias=False, dtype=dtype, rng=rng)
@@ -174,7 +174,8 @@ class HardAttention(Module):
             raise ValueError(f"mode: the 'reinforce' estimator needs mode='sample', got mode={mode!r}")
         self.baseline_momentum = check_probability("baseline_momentum", baseline_momentum)
         self.scorer = scorer
-        self.rng = None if rng is None else make_rng(rng)   # a generator once: an int seed per call would repeat draws
+        # a generator once: an int seed per call would repeat its draws
+        self.rng = None if rng is None else make_rng(rng, name="rng")
         self.baseline = None                                 # moving-average reward; None until the first reward
         self._cache = None
 

@@ -111,7 +111,7 @@ class _LayerBase(Module):
         # One generator for every initialiser. Dropout (of the residuals and of the attention
         # probabilities) gets it too when a seed was given; None leaves dropout on tinylm's global
         # generator, so that a later tinylm.manual_seed still governs it.
-        init_rng = make_rng(rng)
+        init_rng = make_rng(rng, name="rng")
         drop_rng = None if rng is None else init_rng
         C, F = d_model, dim_feedforward
         attn_args = dict(dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype, rng=drop_rng)

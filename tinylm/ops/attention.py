@@ -163,7 +163,7 @@ def _check_inputs(q, k, v, causal, key_padding_mask, scale) -> tuple[dict[str, i
 
 def _dropout_mask(shape: tuple[int, ...], p: float, dtype, rng):
     """Inverted-dropout mask drawn on the host: 1/(1-p) with probability 1-p, else 0."""
-    keep = make_rng(rng).random(shape) >= p
+    keep = make_rng(rng, name="rng").random(shape) >= p
     return get_backend().asarray(keep.astype(dtype) / dtype.type(1.0 - p))
 
 

@@ -65,7 +65,7 @@ def _select(xp, p, mode: str, rng):
     """Index (B,T) of the chosen key per query: argmax of p, or a draw from p."""
     if mode == "argmax":
         return p.argmax(axis=-1)                              # first maximum on ties
-    u = xp.asarray(make_rng(rng).random(p.shape[:-1]))        # (B,T) uniform in [0,1), float64, drawn on the host
+    u = xp.asarray(make_rng(rng, name="rng").random(p.shape[:-1]))   # (B,T) uniform in [0,1), float64, on the host
     cdf = xp.cumsum(p, axis=-1)                               # (B,T,S)
     # The first s with cdf_s > u * total: key s with probability p_s / total. A key with p_s = 0
     # (padding) is never first, since cdf_s = cdf_{s-1}; a row with total 0 gives 0 (then discarded).
