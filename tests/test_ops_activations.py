@@ -100,6 +100,21 @@ def test_sigmoid_properties(x):
      r"dy: expected shape \(4, 1\), got shape \(4,\)"),
     (lambda: GELU("fast"), ValueError, r"approximate: expected one of"),
     (lambda: ReLU().backward(np.zeros(2)), RuntimeError, r"ReLU.backward called before forward"),
+    # the upstream gradient's dtype: float and the forward's, never silently promoted or kept int
+    (lambda: relu_backward(np.ones((2, 3), int), relu_forward(np.zeros((2, 3)))[1]), TypeError,
+     r"dy: expected a floating-point array .*got int64"),
+    (lambda: relu_backward(np.ones((2, 3)), relu_forward(np.zeros((2, 3), np.float32))[1]), TypeError,
+     r"dy: expected dtype float32 \(the forward's output\), got float64"),
+    (lambda: tanh_backward(np.ones((2, 3), int), tanh_forward(np.zeros((2, 3)))[1]), TypeError,
+     r"dy: expected a floating-point array .*got int64"),
+    (lambda: sigmoid_backward(np.ones(3, np.float32), sigmoid_forward(np.zeros(3))[1]), TypeError,
+     r"dy: expected dtype float64 \(the forward's output\), got float32"),
+    (lambda: gelu_backward(np.ones(3, int), gelu_forward(np.zeros(3))[1]), TypeError,
+     r"dy: expected a floating-point array .*got int64"),
+    (lambda: gelu_backward(np.ones(3), gelu_forward(np.zeros(3, np.float32), "tanh")[1]), TypeError,
+     r"dy: expected dtype float32 \(the forward's output\), got float64"),
+    (lambda: relu_backward(None, relu_forward(np.zeros(3))[1]), TypeError,
+     r"dy: expected a floating-point array .*got NoneType"),
 ])
 def test_bad_input(bad, err, match):
     with pytest.raises(err, match=match):

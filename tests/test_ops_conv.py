@@ -166,6 +166,18 @@ def test_conv1d_module_layout_and_init():
      r"mask: every sequence needs at least one True.*row 1"),
     (lambda x, w: global_max_pool1d_forward(x, mask=np.ones((2, 5), bool), lengths=np.array([1, 1])), ValueError,
      r"pass one of them, not both"),
+    (lambda x, w: conv1d_forward(x, w.astype(np.float32)), TypeError,
+     r"conv1d: x, weight and bias must share one dtype, got x float64, weight float32"),
+    (lambda x, w: conv1d_backward(np.ones((2, 4, 3), int), conv1d_forward(x, w)[1]), TypeError,
+     r"dy: expected a floating-point array .*got int64"),
+    (lambda x, w: conv1d_backward(np.ones((2, 4, 3), np.float32), conv1d_forward(x, w)[1]), TypeError,
+     r"dy: expected dtype float64 \(the forward's output\), got float32"),
+    (lambda x, w: max_pool1d_backward(np.ones((2, 3, 2), int), max_pool1d_forward(x, 2)[1]), TypeError,
+     r"dy: expected a floating-point array .*got int64"),
+    (lambda x, w: global_max_pool1d_backward(np.ones((2, 3), np.float32), global_max_pool1d_forward(x)[1]),
+     TypeError, r"dy: expected dtype float64 \(the forward's output\), got float32"),
+    (lambda x, w: global_avg_pool1d_backward(np.ones((2, 3), int), global_avg_pool1d_forward(x)[1]), TypeError,
+     r"dy: expected a floating-point array .*got int64"),
 ])
 def test_bad_input(rng, call, err, match):
     x, w = rng.standard_normal((2, 3, 5)), rng.standard_normal((4, 3, 3))

@@ -104,9 +104,16 @@ def test_p_out_of_range(p):
 
 @pytest.mark.parametrize("bad, err, match", [
     (lambda: dropout_forward(np.ones(3, np.int64), 0.5), TypeError, r"x: expected a floating-point array"),
-    (lambda: dropout_forward(np.ones(3), 0.5, rng="seed"), TypeError, r"seed: expected None, a non-negative int"),
+    (lambda: dropout_forward(np.ones(3), 0.5, rng="seed"), TypeError, r"rng: expected None, a non-negative int"),
+    (lambda: dropout_forward(np.ones(3), 0.5, rng=1.5), TypeError, r"rng: expected None, .* got 1.5"),
+    (lambda: Dropout(0.1, rng="x"), TypeError, r"rng: expected None, a non-negative int .* got 'x'"),
+    (lambda: dropout_forward(np.ones(3), 0.5, training="no"), TypeError, r"training: expected a bool, got 'no'"),
     (lambda: dropout_backward(np.ones(4), dropout_forward(np.ones(3), 0.5)[1]), ValueError,
      r"dy: expected shape \(3,\), got shape \(4,\)"),
+    (lambda: dropout_backward(np.ones(3, int), dropout_forward(np.ones(3), 0.5, training=False)[1]), TypeError,
+     r"dy: expected a floating-point array .*got int64"),
+    (lambda: dropout_backward(np.ones(3), dropout_forward(np.ones(3, np.float32), 0.5, rng=0)[1]), TypeError,
+     r"dy: expected dtype float32 \(the forward's output\), got float64"),
     (lambda: Dropout(0.5).backward(np.ones(3)), RuntimeError, r"Dropout.backward called before forward"),
 ])
 def test_dropout_bad_input(bad, err, match):

@@ -129,6 +129,10 @@ def test_shapes_and_dtypes_preserved(shape, dtype, affine):
     (lambda x, w, b: LayerNorm(5, elementwise_affine=False)(x), ValueError, r"x: expected shape \(\.\.\., 5\)"),
     (lambda x, w, b: LayerNorm((4, 5)), ValueError, r"normalized_shape: expected an int C or a 1-tuple"),
     (lambda x, w, b: LayerNorm(0), ValueError, r"normalized_shape: expected a positive int, got 0"),
+    (lambda x, w, b: layernorm_backward(np.ones((2, 4), int), layernorm_forward(x)[1]), TypeError,
+     r"dy: expected a floating-point array .*got int64"),
+    (lambda x, w, b: layernorm_backward(x.astype(np.float32), layernorm_forward(x, w, b)[1]), TypeError,
+     r"dy: expected dtype float64 \(the forward's output\), got float32"),
 ])
 def test_layernorm_bad_input(rng, bad, err, match):
     x, w, b = rng.standard_normal((2, 4)), rng.standard_normal(4), rng.standard_normal(4)

@@ -5,6 +5,7 @@ from hypothesis import given, strategies as st
 import tinylm
 from tinylm.gradcheck import check_module, check_op
 from tinylm.ops import gelu_forward, linear_backward, linear_forward, linear_gelu_backward, linear_gelu_forward
+from tinylm.ops.matmul import matmul
 
 
 def test_linear_gradcheck(rng):
@@ -57,6 +58,22 @@ def test_backward_before_forward_is_an_error():
     (lambda x, w, b: linear_forward(x, w, b.astype(np.float32)), r"weight float64, bias float32"),
     (lambda x, w, b: linear_gelu_forward(x, w[:, :3], b), r"x: expected shape \(\.\.\., in\) with in=3"),
     (lambda x, w, b: linear_gelu_forward(x, w, b, approximate="erf"), r"approximate: expected one of"),
+    # the upstream gradient: float, the forward output's exact shape and dtype (named dy, not matmul's a)
+    (lambda x, w, b: linear_backward(np.ones((2, 5), int), linear_forward(x, w, b)[1]),
+     r"dy: expected a floating-point array .*got int64"),
+    (lambda x, w, b: linear_backward(np.ones((2, 5), np.float32), linear_forward(x, w, b)[1]),
+     r"dy: expected dtype float64 \(the forward's output\), got float32"),
+    (lambda x, w, b: linear_backward(None, linear_forward(x, w, b)[1]), r"dy: expected a floating-point array .*got NoneType"),
+    (lambda x, w, b: linear_backward(np.ones((1, 5)), linear_forward(x, w, b)[1]),
+     r"dy: expected shape \(2, 5\), got shape \(1, 5\)"),
+    (lambda x, w, b: linear_gelu_backward(np.ones((2, 5), int), linear_gelu_forward(x, w, b)[1]),
+     r"dy: expected a floating-point array .*got int64"),
+    (lambda x, w, b: linear_gelu_backward(np.ones((2, 5), np.float32), linear_gelu_forward(x, w, b, "none")[1]),
+     r"dy: expected dtype float64 \(the forward's output\), got float32"),
+    # matmul: batch dims that do not broadcast are named, not left to NumPy
+    (lambda x, w, b: matmul(np.ones((2, 2, 3)), np.ones((3, 3, 2))),
+     r"matmul: batch dims of a\(2, 2, 3\) and b\(3, 3, 2\) do not broadcast: \(2,\) vs \(3,\)"),
+    (lambda x, w, b: matmul(np.ones((4, 2, 2, 3)), np.ones((3, 1, 3, 2))), r"matmul: batch dims .*\(4, 2\) vs \(3, 1\)"),
 ])
 def test_linear_bad_input(rng, bad, match):
     x, w, b = rng.standard_normal((2, 4)), rng.standard_normal((5, 4)), rng.standard_normal(5)
@@ -133,3 +150,9 @@ def test_linear_gelu_numba_matches_numpy(n, i, o, bias, dtype):
     assert y_nb.dtype == dtype and y_nb.shape == (n, o)
     np.testing.assert_allclose(y_nb, y, rtol=tol, atol=tol * max(1, np.abs(y).max()))
     np.testing.assert_allclose(cache_nb.gelu.s, cache.gelu.s, rtol=0, atol=10 * tol)
+
+
+def test_matmul_broadcasts_compatible_batch_dims():
+    a, b = np.ones((4, 1, 2, 3)), np.ones((5, 3, 2))
+    assert matmul(a, b).shape == (4, 5, 2, 2)
+    assert matmul(np.ones((2, 3)), np.ones((6, 3, 1))).shape == (6, 2, 1)

@@ -267,6 +267,23 @@ def test_module_reduction_none_takes_an_array_dloss(rng):
     (lambda z, t: CrossEntropyLoss(label_smoothing=2), ValueError, r"label_smoothing: .* got 2"),
     (lambda z, t: MSELoss(reduction="Mean"), ValueError, r"reduction: expected one of .* got 'Mean'"),
     (lambda z, t: CrossEntropyLoss().backward(), RuntimeError, r"CrossEntropyLoss.backward called before forward"),
+    # targets of BCE are probabilities: a label of 2 or -1 would give a finite, meaningless loss
+    (lambda z, t: bce_with_logits_forward(z, np.full_like(z, 2.0)), ValueError,
+     r"target: expected probabilities in \[0, 1\], got 2.0"),
+    (lambda z, t: bce_with_logits_forward(z, np.full_like(z, -1.0)), ValueError,
+     r"target: expected probabilities in \[0, 1\], got -1.0"),
+    (lambda z, t: bce_with_logits_forward(z, np.full_like(z, np.nan)), ValueError,
+     r"target: expected probabilities in \[0, 1\], got nan"),
+    # the upstream gradient: float and the loss's dtype (an int dloss was silently accepted)
+    (lambda z, t: cross_entropy_backward(np.ones((2, 3), int), cross_entropy_forward(z, t, reduction="none")[1]),
+     TypeError, r"dloss: expected a floating-point array .*got int64"),
+    (lambda z, t: cross_entropy_backward(np.array(1.0, np.float32), cross_entropy_forward(z, t)[1]), TypeError,
+     r"dloss: expected dtype float64 \(the forward's output\), got float32"),
+    (lambda z, t: bce_with_logits_backward(np.ones((2, 3, 5), int), bce_with_logits_forward(z, 0 * z, "none")[1]),
+     TypeError, r"dloss: expected a floating-point array .*got int64"),
+    (lambda z, t: mse_backward(np.ones((2, 3, 5), int), mse_forward(z, z, "none")[1]), TypeError,
+     r"dloss: expected a floating-point array .*got int64"),
+    (lambda z, t: mse_backward(None, mse_forward(z, z)[1]), TypeError, r"dloss: expected a floating-point array"),
 ])
 def test_bad_input(rng, bad, err, match):
     logits, target = rng.standard_normal((2, 3, 5)), rng.integers(0, 5, (2, 3))

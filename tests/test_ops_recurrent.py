@@ -241,3 +241,48 @@ def test_bad_nonlinearity_and_upstream(rng):
         rnn_backward((y, h_n[:, :1]), cache)
     with pytest.raises(ValueError, match=r"dy: expected shape \(4, 3, 2\)"):
         rnn_backward((y[:2], h_n), cache)
+
+
+# --- the upstream gradient: a tuple of one array (or None) per output, float, the forward's dtype ---
+
+def _seq_and_cell(rng):
+    """Forward outputs and caches: an RNN over T=2 steps (a bare dy of shape (2, B, H) would unpack
+    along time into two arrays), an LSTM, and one RNN cell step."""
+    (y, h_n), cache = rnn_forward(**seq_inputs(rng, "tanh", T=2))
+    (ly, lh, lc), lcache = lstm_forward(**seq_inputs(rng, "lstm"))
+    cell_in = {k: v for k, v in seq_inputs(rng, "tanh").items() if k not in ("x", "h0")}
+    h_new, ccache = rnn_cell_forward(rng.standard_normal((3, 3)), rng.standard_normal((3, 2)), **cell_in)
+    return dict(y=y, h_n=h_n, cache=cache, ly=ly, lh=lh, lc=lc, lcache=lcache, h_new=h_new, ccache=ccache)
+
+
+@pytest.mark.parametrize("call, err, match", [
+    (lambda o: rnn_backward(o["y"], o["cache"]), TypeError,
+     r"dout: expected a tuple \(dy, dh_n\) of 2 gradients \(each an array or None\), got ndarray of shape \(2, 3, 2\)"),
+    (lambda o: rnn_backward(None, o["cache"]), TypeError, r"dout: expected a tuple \(dy, dh_n\) .*got NoneType"),
+    (lambda o: rnn_backward(o["y"].tolist(), o["cache"]), TypeError, r"dy: expected a numpy array, got list"),
+    (lambda o: rnn_backward([o["y"]], o["cache"]), TypeError, r"dout: expected a tuple \(dy, dh_n\).*got a list of 1"),
+    (lambda o: gru_backward((o["y"], o["h_n"], o["h_n"]), o["cache"]), TypeError,
+     r"dout: expected a tuple \(dy, dh_n\) of 2 .*got a tuple of 3"),
+    (lambda o: lstm_backward((o["ly"], o["lh"]), o["lcache"]), TypeError,
+     r"dout: expected a tuple \(dy, dh_n, dc_n\) of 3 gradients .*got a tuple of 2"),
+    (lambda o: lstm_cell_backward(o["lh"], o["ccache"]), TypeError,
+     r"dout: expected a tuple \(dh', dc'\) of 2 gradients .*got ndarray"),
+    (lambda o: rnn_backward((o["y"].astype(int), None), o["cache"]), TypeError,
+     r"dy: expected a floating-point array .*got int64"),
+    (lambda o: rnn_backward((None, o["h_n"].astype(np.float32)), o["cache"]), TypeError,
+     r"dh_n: expected dtype float64 \(the forward's output\), got float32"),
+    (lambda o: lstm_backward((None, None, o["lc"].astype(int)), o["lcache"]), TypeError,
+     r"dc_n: expected a floating-point array .*got int64"),
+    (lambda o: rnn_cell_backward(np.ones((3, 2), int), o["ccache"]), TypeError,
+     r"dh': expected a floating-point array .*got int64"),
+    (lambda o: rnn_cell_backward(o["h_new"].astype(np.float32), o["ccache"]), TypeError,
+     r"dh': expected dtype float64 \(the forward's output\), got float32"),
+])
+def test_bad_upstream(rng, call, err, match):
+    with pytest.raises(err, match=match):
+        call(_seq_and_cell(rng))
+
+
+def test_reverse_must_be_a_bool(rng):
+    with pytest.raises(TypeError, match=r"reverse: expected a bool, got 'yes'"):
+        run_seq("gru", seq_inputs(rng, "gru"), reverse="yes")

@@ -130,6 +130,12 @@ def test_all_masked_row_is_zero_probability_not_nan(rng):
     (lambda x: softmax_backward(x.T, softmax_forward(x)[1]), ValueError, r"dy: expected shape \(2, 3\)"),
     (lambda x: log_softmax_backward(x[0], log_softmax_forward(x)[1]), ValueError, r"dy: expected shape \(2, 3\)"),
     (lambda x: Softmax().backward(x), RuntimeError, r"Softmax.backward called before forward"),
+    (lambda x: softmax_backward(np.ones((2, 3), int), softmax_forward(x)[1]), TypeError,
+     r"dy: expected a floating-point array .*got int64"),
+    (lambda x: log_softmax_backward(np.ones((2, 3), int), log_softmax_forward(x)[1]), TypeError,
+     r"dy: expected a floating-point array .*got int64"),
+    (lambda x: log_softmax_backward(x, log_softmax_forward(x.astype(np.float32))[1]), TypeError,
+     r"dy: expected dtype float32 \(the forward's output\), got float64"),
 ])
 def test_bad_input(rng, bad, err, match):
     with pytest.raises(err, match=match):

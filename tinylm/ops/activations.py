@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import scipy.special
 
-from tinylm._checks import check_choice, check_float, check_shape
+from tinylm._checks import check_choice, check_float, check_grad
 from tinylm.backend import array_module
 
 __all__ = ["ReLUCache", "TanhCache", "SigmoidCache", "GELUCache", "GELU_APPROXIMATIONS",
@@ -36,15 +36,18 @@ def _erf(x, xp):
     return scipy.special.erf(x)
 
 
-def _check_dy(dy, like) -> None:
+def _check_dy(dy, like, dtype=None) -> None:
+    """The upstream gradient: the forward output's shape (that of ``like``) and dtype (``like``'s,
+    or ``dtype`` where ``like`` is a mask), float, no broadcast and no silent promotion."""
     array_module(("dy", dy))
-    check_shape("dy", dy, tuple(like.shape))
+    check_grad("dy", dy, tuple(like.shape), like.dtype if dtype is None else dtype)
 
 
 # --- ReLU: y = max(x, 0) ---------------------------------------------------------------------
 
 class ReLUCache(NamedTuple):
     mask: object   # (...) bool, x > 0: the whole derivative (1 where x > 0, else 0; 0 at x = 0 as PyTorch)
+    dtype: object  # x's dtype, that of y and so of dy
 
 
 def relu_forward(x):
@@ -52,12 +55,12 @@ def relu_forward(x):
     xp = array_module(("x", x))
     check_float("x", x)
     mask = x > 0
-    return xp.maximum(x, 0), ReLUCache(mask)
+    return xp.maximum(x, 0), ReLUCache(mask, x.dtype)
 
 
 def relu_backward(dy, cache: ReLUCache):
     """Shapes: dy (...) -> dx (...)."""
-    _check_dy(dy, cache.mask)
+    _check_dy(dy, cache.mask, cache.dtype)
     return dy * cache.mask                             # y = max(x, 0)  =>  dx = dy * [x > 0]
 
 
@@ -153,7 +156,7 @@ def gelu_backward(dy, cache: GELUCache):
     """Shapes: dy (...) -> dx (...)."""
     x, s, approximate = cache
     xp = array_module(("dy", dy))
-    check_shape("dy", dy, tuple(x.shape))
+    _check_dy(dy, x)
     if approximate == "none":
         pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)        # phi(x) = Phi'(x)
         return dy * (s + x * pdf)                          # y = x Phi(x)  =>  dx = dy (Phi + x phi)

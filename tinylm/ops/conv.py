@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tinylm._checks import check_float, check_lengths, check_positive_int, check_shape
+from tinylm._checks import check_float, check_grad, check_lengths, check_positive_int, check_shape
 from tinylm.backend import array_module
 from tinylm.ops.matmul import matmul
 
@@ -108,6 +108,9 @@ def conv1d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1):
     if bias is not None:
         check_float("bias", bias)
         check_shape("bias", bias, ("C_out",), dims)
+    if weight.dtype != x.dtype or (bias is not None and bias.dtype != x.dtype):
+        got = f"x {x.dtype}, weight {weight.dtype}" + ("" if bias is None else f", bias {bias.dtype}")
+        raise TypeError(f"conv1d: x, weight and bias must share one dtype, got {got}")
     stride, dilation = check_positive_int("stride", stride), check_positive_int("dilation", dilation)
     if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
         raise ValueError(f"padding: expected a non-negative int, got {padding!r}")
@@ -132,7 +135,7 @@ def conv1d_backward(dy, cache: Conv1dCache):
     array_module(("dy", dy), ("weight", weight))
     C_out, C_in, K = weight.shape
     B, _, length_out = cols.shape
-    check_shape("dy", dy, (B, C_out, length_out))
+    check_grad("dy", dy, (B, C_out, length_out), weight.dtype)
     w2 = weight.reshape(C_out, C_in * K)
     dw2 = matmul(dy, cols.swapaxes(1, 2)).sum(axis=0)        # y_b = W2 cols_b => dW2 = sum_b dy_b cols_b^T
                                                              #   (B,C_out,L_out) @ (B,L_out,C_in*K), summed over b
@@ -153,6 +156,7 @@ class MaxPool1dCache(NamedTuple):
     length: int        # L, for the shape of dx
     kernel_size: int
     stride: int
+    dtype: object      # x's dtype, that of y and so of dy
 
 
 def max_pool1d_forward(x, kernel_size, stride=None):
@@ -170,7 +174,7 @@ def max_pool1d_forward(x, kernel_size, stride=None):
     windows = unfold1d(x, K, stride)                         # (B,C,K,L_out)
     argmax = windows.argmax(axis=2)                          # (B,C,L_out) the first maximum of each window
     y = xp.take_along_axis(windows, argmax[:, :, None], axis=2)[:, :, 0]            # (B,C,L_out)
-    return y, MaxPool1dCache(argmax, x.shape[-1], K, stride)
+    return y, MaxPool1dCache(argmax, x.shape[-1], K, stride, x.dtype)
 
 
 def max_pool1d_backward(dy, cache: MaxPool1dCache):
@@ -178,9 +182,9 @@ def max_pool1d_backward(dy, cache: MaxPool1dCache):
 
     Shapes: dy (B, C, L_out) -> dx (B, C, L).
     """
-    argmax, L, K, stride = cache
+    argmax, L, K, stride, dtype = cache
     xp = array_module(("dy", dy))
-    check_shape("dy", dy, tuple(argmax.shape))
+    check_grad("dy", dy, tuple(argmax.shape), dtype)
     winner = xp.arange(K)[:, None] == argmax[:, :, None, :]  # (B,C,K,L_out) one-hot over the taps
     dwindows = xp.where(winner, dy[:, :, None, :], 0)        # y = windows[argmax]  =>  route dy to the winner
     return fold1d(dwindows, L, stride)                       # windows = unfold(x)  =>  dx = fold (overlaps add up)
@@ -214,6 +218,7 @@ def _time_mask(x, mask, lengths):
 class GlobalMaxPool1dCache(NamedTuple):
     argmax: object     # (B, C) int: the winning position l; x[b, c, l] gets all the gradient
     length: int        # L, for the shape of dx
+    dtype: object      # x's dtype, that of y and so of dy
 
 
 def global_max_pool1d_forward(x, mask=None, lengths=None):
@@ -229,14 +234,14 @@ def global_max_pool1d_forward(x, mask=None, lengths=None):
     scores = x if real is None else xp.where(real[:, None, :], x, -xp.inf)       # (B,C,L): padding cannot win
     argmax = scores.argmax(axis=2)                           # (B,C) the first maximum, as PyTorch's max
     y = xp.take_along_axis(x, argmax[:, :, None], axis=2)[:, :, 0]              # (B,C)
-    return y, GlobalMaxPool1dCache(argmax, x.shape[-1])
+    return y, GlobalMaxPool1dCache(argmax, x.shape[-1], x.dtype)
 
 
 def global_max_pool1d_backward(dy, cache: GlobalMaxPool1dCache):
     """Shapes: dy (B, C) -> dx (B, C, L): dy goes to the winning position of each (b, c), 0 elsewhere."""
-    argmax, L = cache
+    argmax, L, dtype = cache
     xp = array_module(("dy", dy))
-    check_shape("dy", dy, tuple(argmax.shape))
+    check_grad("dy", dy, tuple(argmax.shape), dtype)
     winner = xp.arange(L) == argmax[:, :, None]              # (B,C,L) one-hot over time
     return xp.where(winner, dy[:, :, None], 0)               # y = x[argmax]  =>  route dy to the winner
 
@@ -245,6 +250,7 @@ class GlobalAvgPool1dCache(NamedTuple):
     real: object       # (B, L) bool, True at real positions; None: all positions are real
     count: object      # (B, 1) the number of real positions (x's dtype), or the int L without a mask
     shape: tuple       # x.shape (B, C, L), for the shape of dx
+    dtype: object      # x's dtype, that of y and so of dy
 
 
 def global_avg_pool1d_forward(x, mask=None, lengths=None):
@@ -263,14 +269,14 @@ def global_avg_pool1d_forward(x, mask=None, lengths=None):
     else:
         count = real.sum(axis=1, keepdims=True).astype(x.dtype)                 # (B,1) real positions per row
         y = xp.where(real[:, None, :], x, 0).sum(axis=2) / count                # (B,C): padding adds nothing
-    return y, GlobalAvgPool1dCache(real, count, tuple(x.shape))
+    return y, GlobalAvgPool1dCache(real, count, tuple(x.shape), x.dtype)
 
 
 def global_avg_pool1d_backward(dy, cache: GlobalAvgPool1dCache):
     """Shapes: dy (B, C) -> dx (B, C, L): each real position gets dy / count, padding gets 0."""
-    real, count, shape = cache
+    real, count, shape, dtype = cache
     xp = array_module(("dy", dy))
-    check_shape("dy", dy, shape[:2])
+    check_grad("dy", dy, shape[:2], dtype)
     share = (dy / count)[:, :, None]                         # y = sum_l x_l / count  =>  dx_l = dy / count
     if real is None:
         return xp.broadcast_to(share, shape).copy()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tinylm._checks import check_float, check_probability, check_shape
+from tinylm._checks import check_flag, check_float, check_grad, check_probability
 from tinylm.backend import array_module
 from tinylm.random import make_rng
 
@@ -21,6 +21,7 @@ __all__ = ["DropoutCache", "dropout_forward", "dropout_backward"]
 class DropoutCache(NamedTuple):
     mask: object   # (...) the scaled mask, 0 or 1/(1-p), so that dx = dy * mask; None when the forward was identity
     shape: tuple   # x.shape, to check dy against
+    dtype: object  # x.dtype, likewise
 
 
 def dropout_forward(x, p, training=True, rng=None):
@@ -34,19 +35,20 @@ def dropout_forward(x, p, training=True, rng=None):
     xp = array_module(("x", x))
     check_float("x", x)
     p = check_probability("p", p)
+    training = check_flag("training", training)
     if not training or p == 0.0:
-        return x, DropoutCache(None, tuple(x.shape))
-    keep = make_rng(rng).random(x.shape) >= p                # host draw: P(keep) = 1 - p
+        return x, DropoutCache(None, tuple(x.shape), x.dtype)
+    keep = make_rng(rng, name="rng").random(x.shape) >= p                # host draw: P(keep) = 1 - p
     mask = xp.asarray(keep.astype(x.dtype) / (1.0 - p))      # (...) 0 or 1/(1-p), on the backend, x's dtype
     y = x * mask                                             # (...)
-    return y, DropoutCache(mask, tuple(x.shape))
+    return y, DropoutCache(mask, tuple(x.shape), x.dtype)
 
 
 def dropout_backward(dy, cache: DropoutCache):
     """Gradient of dropout. Shapes: dy (...) -> dx (...)."""
-    mask, shape = cache
+    mask, shape, dtype = cache
     array_module(("dy", dy))
-    check_shape("dy", dy, shape)
+    check_grad("dy", dy, shape, dtype)
     if mask is None:
         return dy                                            # y = x  =>  dx = dy
     return dy * mask                                         # y = x * mask  =>  dx = dy * mask

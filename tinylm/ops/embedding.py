@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tinylm._checks import check_float, check_index_range, check_int, check_shape
+from tinylm._checks import check_float, check_grad, check_index_range, check_int, check_shape
 from tinylm.backend import array_module
 
 __all__ = ["EmbeddingCache", "embedding_forward", "embedding_backward", "scatter_add"]
@@ -19,11 +19,28 @@ __all__ = ["EmbeddingCache", "embedding_forward", "embedding_backward", "scatter
 def scatter_add(target, indices, values):
     """``target[indices[n]] += values[n]`` for every n, in place, repeated indices accumulating.
 
-    Shapes: target (V, ...), indices (N,) integer, values (N, ...) -> target.
+    Shapes: target (V, ...) float, indices (N,) integer in [0, V) (no negative wrap-around),
+    values (N, ...) exactly (N,) + target.shape[1:] (no broadcast) and target's dtype -> target.
     (Plain ``target[indices] += values`` is wrong here: with a repeated index only one of the
     writes survives.) NumPy does it with ``numpy.add.at``, CuPy with ``cupyx.scatter_add``.
     """
-    xp = array_module(("target", target), ("indices", indices), ("values", values))
+    array_module(("target", target), ("indices", indices), ("values", values))
+    check_float("target", target)
+    if target.ndim < 1:
+        raise ValueError(f"target: expected an array of at least 1 dim (V, ...), got shape {tuple(target.shape)}")
+    check_int("indices", indices)
+    dims = check_shape("indices", indices, ("N",))
+    check_index_range("indices", indices, target.shape[0], what="row indices")
+    check_float("values", values)
+    check_shape("values", values, (dims["N"],) + tuple(target.shape[1:]))
+    if values.dtype != target.dtype:
+        raise TypeError(f"values: expected dtype {target.dtype} (that of target), got {values.dtype}")
+    return _scatter_add(target, indices, values)
+
+
+def _scatter_add(target, indices, values):
+    """``scatter_add`` without the checks, for callers whose indices are already known valid."""
+    xp = array_module(("target", target))
     if xp.__name__ == "cupy":
         import cupyx
         cupyx.scatter_add(target, indices, values)
@@ -74,10 +91,10 @@ def embedding_backward(dout, cache: EmbeddingCache):
     """
     ids, (V, C), dtype, padding_idx = cache
     xp = array_module(("dout", dout))
-    check_shape("dout", dout, tuple(ids.shape) + (C,))
+    check_grad("dout", dout, tuple(ids.shape) + (C,), dtype)
     dweight = xp.zeros((V, C), dtype=dtype)                  # rows no id selected get no gradient
     # out[n] = weight[ids[n]]  =>  dweight[v] = sum of dout[n] over every n with ids[n] == v
-    scatter_add(dweight, ids.reshape(-1), dout.reshape(-1, C))   # (N,), (N, C) -> (V, C)
+    _scatter_add(dweight, ids.reshape(-1), dout.reshape(-1, C))  # (N,), (N, C) -> (V, C); ids checked by the forward
     if padding_idx is not None:
         dweight[padding_idx] = 0                             # PyTorch: the padding row is never updated
     return dweight

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tinylm._checks import check_float, check_shape
+from tinylm._checks import check_float, check_grad, check_shape
 from tinylm.backend import array_module
 from tinylm.backend.registry import get_kernel, register_kernel
 
@@ -62,7 +62,7 @@ def layernorm_backward(dy, cache: LayerNormCache):
     """
     xhat, rstd, weight, has_bias = cache
     array_module(("dy", dy))
-    check_shape("dy", dy, tuple(xhat.shape))
+    check_grad("dy", dy, tuple(xhat.shape), xhat.dtype)
     C = xhat.shape[-1]
     dx, dweight, dbias = get_kernel("layernorm").backward(dy.reshape(-1, C), xhat.reshape(-1, C), rstd.reshape(-1, 1),
                                                           weight, has_bias)

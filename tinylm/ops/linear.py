@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tinylm._checks import check_choice, check_float, check_shape
+from tinylm._checks import check_choice, check_float, check_grad, check_shape
 from tinylm.backend import array_module
 from tinylm.backend.registry import get_kernel, register_kernel
 from tinylm.ops.activations import GELU_APPROXIMATIONS, GELUCache, gelu_backward, gelu_forward, gelu_parts
@@ -87,7 +87,8 @@ def linear_backward(dy, cache: LinearCache):
     Shapes: dy (..., out) -> dx (..., in), dweight (out, in), dbias (out,) or None.
     """
     x, weight, has_bias = cache
-    check_shape("dy", dy, tuple(x.shape[:-1]) + (weight.shape[0],))
+    array_module(("dy", dy))
+    check_grad("dy", dy, tuple(x.shape[:-1]) + (weight.shape[0],), x.dtype)
     dx = matmul(dy, weight)                                  # y = x W^T  =>  dx = dy W        (..., in)
     x2 = x.reshape(-1, x.shape[-1])                          # (N, in), N = prod(...)
     dy2 = dy.reshape(-1, dy.shape[-1])                       # (N, out)
@@ -135,6 +136,7 @@ def linear_gelu_backward(dy, cache: LinearGELUCache):
     if approximate == "none":
         dh = gelu_backward(dy, cache.gelu)                   # y = gelu(h)  =>  dh = dy gelu'(h)   (..., out)
     else:
-        check_shape("dy", dy, tuple(h.shape))
+        array_module(("dy", dy))
+        check_grad("dy", dy, tuple(h.shape), h.dtype)
         dh = get_kernel("linear_gelu").backward(dy, h, s)    # the same, in one pass where the backend can
     return linear_backward(dh, cache.linear)                 # h = x W^T + b

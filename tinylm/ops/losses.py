@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tinylm._checks import (check_choice, check_float, check_index_range, check_int, check_probability,
-                            check_shape)
+from tinylm._checks import (check_choice, check_float, check_grad, check_index_range, check_int,
+                            check_probability, check_shape)
 from tinylm.backend import array_module
 from tinylm.ops.activations import sigmoid
 from tinylm.ops.softmax import log_softmax
@@ -39,14 +39,14 @@ def _reduce(losses, reduction: str, count: int, xp):
     return xp.asarray(total, dtype=losses.dtype)     # a 0-d array, whatever the backend's sum returns
 
 
-def _upstream(dloss, reduction: str, count: int, shape: tuple):
+def _upstream(dloss, reduction: str, count: int, shape: tuple, dtype):
     """``dL/dl`` for each per-element loss, from the gradient ``dloss`` of the reduced loss:
-    ``dloss`` itself ("none", shape (...)), or the 0-d ``dloss`` ("sum") or ``dloss / count`` ("mean")."""
+    ``dloss`` itself ("none", shape (...)), or the 0-d ``dloss`` ("sum") or ``dloss / count`` ("mean").
+    ``dloss`` must be float of the loss's dtype (``dtype``), with exactly the loss's shape."""
     array_module(("dloss", dloss))
+    check_grad("dloss", dloss, shape if reduction == "none" else (), dtype)
     if reduction == "none":
-        check_shape("dloss", dloss, shape)
         return dloss
-    check_shape("dloss", dloss, ())
     return dloss / max(count, 1) if reduction == "mean" else dloss   # count 0: every l_i ignored anyway
 
 
@@ -108,7 +108,8 @@ def cross_entropy_backward(dloss, cache: CrossEntropyCache):
     logp, t, valid, eps, reduction, count = cache
     xp = array_module(("dloss", dloss))
     V = logp.shape[-1]
-    dl = xp.where(valid, _upstream(dloss, reduction, count, tuple(valid.shape)), 0)   # (...) 0 where ignored
+    dl = _upstream(dloss, reduction, count, tuple(valid.shape), logp.dtype)   # () or (...)
+    dl = xp.where(valid, dl, 0)                                      # (...) 0 where ignored
     dlogits = xp.exp(logp) - eps / V                                 # p - eps/V                  (..., V)
     rows = dlogits.reshape(-1, V)                                    # (N, V), a view
     rows[xp.arange(rows.shape[0]), t.reshape(-1)] -= 1 - eps         # ... - (1 - eps) onehot  =  p - q
@@ -131,6 +132,8 @@ def bce_with_logits_forward(logits, target, reduction: str = "mean", pos_weight=
     ``l = -[pos_weight y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))]``, computed stably as
     ``(1 - y) x + (1 + (pos_weight - 1) y) softplus(-x)``, ``softplus(-x) = max(-x, 0) + log1p(exp(-|x|))``.
 
+    ``target`` must lie in [0, 1] (checked: a label of 2 or -1 would give a finite, meaningless loss).
+
     Shapes: logits (...) float, target (...) same shape and dtype (no broadcast), pos_weight
     (C,) with C = logits.shape[-1] (one weight per class, broadcast along the last axis) or None
     -> loss () for "mean"/"sum", (...) for "none".  Returns ``(loss, cache)``.
@@ -146,6 +149,11 @@ def bce_with_logits_forward(logits, target, reduction: str = "mean", pos_weight=
         if pos_weight.dtype != logits.dtype:
             raise TypeError(f"pos_weight: expected dtype {logits.dtype} (that of logits), got {pos_weight.dtype}")
     check_choice("reduction", reduction, REDUCTIONS)
+    if target.size:
+        lo, hi = float(target.min()), float(target.max())                # a NaN makes both NaN
+        if not (lo >= 0.0 and hi <= 1.0):
+            bad = lo if not lo >= 0.0 else hi
+            raise ValueError(f"target: expected probabilities in [0, 1], got {bad!r}")
     x, y = logits, target
     softplus = xp.maximum(-x, 0) + xp.log1p(xp.exp(-xp.abs(x)))      # log(1 + e^{-x}) = -log sigmoid(x)
     weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * y   # (...) the factor of -log sigmoid(x)
@@ -156,7 +164,7 @@ def bce_with_logits_forward(logits, target, reduction: str = "mean", pos_weight=
 def bce_with_logits_backward(dloss, cache: BCEWithLogitsCache):
     """Shapes: dloss () for "mean"/"sum", (...) for "none" -> dlogits (...)."""
     x, y, pos_weight, reduction = cache
-    dl = _upstream(dloss, reduction, x.size, tuple(x.shape))         # () or (...)
+    dl = _upstream(dloss, reduction, x.size, tuple(x.shape), x.dtype)         # () or (...)
     if pos_weight is None:
         return dl * (sigmoid(x) - y)                                 # l = (1-y) x + sp(-x)  =>  dx = sigmoid(x) - y
     weight = 1 + (pos_weight - 1) * y
@@ -188,5 +196,5 @@ def mse_forward(pred, target, reduction: str = "mean"):
 def mse_backward(dloss, cache: MSECache):
     """Shapes: dloss () for "mean"/"sum", (...) for "none" -> dpred (...)."""
     diff, reduction = cache
-    dl = _upstream(dloss, reduction, diff.size, tuple(diff.shape))
+    dl = _upstream(dloss, reduction, diff.size, tuple(diff.shape), diff.dtype)
     return dl * 2 * diff                                             # l = diff^2  =>  dpred = 2 diff

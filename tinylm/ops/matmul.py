@@ -41,6 +41,11 @@ def matmul(a, b):
     if a.shape[-1] != b.shape[-2]:
         raise ValueError(f"matmul: inner sizes differ: a{tuple(a.shape)} has K={a.shape[-1]} "
                          f"but b{tuple(b.shape)} has K={b.shape[-2]}")
+    batch_a, batch_b = tuple(a.shape[:-2]), tuple(b.shape[:-2])
+    for m, n in zip(reversed(batch_a), reversed(batch_b)):
+        if m != n and m != 1 and n != 1:
+            raise ValueError(f"matmul: batch dims of a{tuple(a.shape)} and b{tuple(b.shape)} do not broadcast: "
+                             f"{batch_a} vs {batch_b} ({m} vs {n}; each pair must be equal or one of them 1)")
     if a.dtype != b.dtype:
         raise TypeError(f"matmul: a is {a.dtype} but b is {b.dtype}; cast one so both match")
     return get_kernel("matmul").forward(a, b)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tinylm._checks import check_choice, check_float, check_lengths, check_shape
+from tinylm._checks import check_choice, check_flag, check_float, check_grad, check_lengths, check_shape
 from tinylm.backend import array_module
 from tinylm.ops.activations import sigmoid
 from tinylm.ops.linear import LinearCache, linear_backward, linear_forward
@@ -243,12 +243,24 @@ def _cell_backward(kind, dstate, cache: CellCache):
 
 
 def _upstream(name, d, shape, like):
-    """The upstream gradient ``d`` checked against ``shape``; None stands for zeros (an output L ignores)."""
+    """The upstream gradient ``d`` checked against ``shape`` and ``like``'s dtype (the forward's);
+    None stands for zeros (an output L ignores)."""
     xp = array_module((name, d))
     if d is None:
         return xp.zeros(shape, dtype=like.dtype)
-    check_shape(name, d, shape)
+    check_grad(name, d, shape, like.dtype)
     return d
+
+
+def _split_dout(dout, names: tuple):
+    """``dout`` must be a tuple (or list) of one upstream gradient per output, named ``names``
+    (each array or None): unpacking it blindly would split a bare array along its first axis."""
+    if not isinstance(dout, (tuple, list)) or len(dout) != len(names):
+        got = (f"a {type(dout).__name__} of {len(dout)}" if isinstance(dout, (tuple, list))
+               else type(dout).__name__ + (f" of shape {tuple(dout.shape)}" if hasattr(dout, "shape") else ""))
+        raise TypeError(f"dout: expected a tuple ({', '.join(names)}) of {len(names)} gradients "
+                        f"(each an array or None), got {got}")
+    return tuple(dout)
 
 
 def rnn_cell_forward(x, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh"):
@@ -289,8 +301,7 @@ def lstm_cell_backward(dout, cache: CellCache):
     Shapes: dh', dc' (B,H) -> dx (B,I), dh (B,H), dc (B,H), dweight_ih (4H,I), dweight_hh (4H,H),
     dbias_ih (4H,) or None, dbias_hh (4H,) or None.
     """
-    dh_new, dc_new = dout
-    return _cell_backward("lstm", (dh_new, dc_new), cache)
+    return _cell_backward("lstm", _split_dout(dout, ("dh'", "dc'")), cache)
 
 
 def gru_cell_forward(x, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
@@ -320,6 +331,7 @@ def gru_cell_backward(dh_new, cache: CellCache):
 def _sequence_forward(kind, x, state, weight_ih, weight_hh, bias_ih, bias_hh, lengths, reverse, **step_kwargs):
     """Run one direction of one layer over the sequence; ``state`` is (h0,) or (h0, c0)."""
     xp = array_module(("x", x))
+    reverse = check_flag("reverse", reverse)
     step_forward, _ = _STEPS[kind]
     T, B = x.shape[:2]
     if T == 0:
@@ -387,7 +399,7 @@ def rnn_backward(dout, cache: SequenceCache):
     Shapes: dy (T,B,H), dh_n (B,H) -> dx (T,B,I), dh0 (B,H), dweight_ih (H,I), dweight_hh (H,H),
     dbias_ih (H,) or None, dbias_hh (H,) or None.
     """
-    dy, dh_n = dout
+    dy, dh_n = _split_dout(dout, ("dy", "dh_n"))
     return _sequence_backward("rnn", dy, (dh_n,), cache)
 
 
@@ -408,7 +420,7 @@ def lstm_backward(dout, cache: SequenceCache):
     Shapes: dy (T,B,H), dh_n and dc_n (B,H) -> dx (T,B,I), dh0 (B,H), dc0 (B,H),
     dweight_ih (4H,I), dweight_hh (4H,H), dbias_ih (4H,) or None, dbias_hh (4H,) or None.
     """
-    dy, dh_n, dc_n = dout
+    dy, dh_n, dc_n = _split_dout(dout, ("dy", "dh_n", "dc_n"))
     return _sequence_backward("lstm", dy, (dh_n, dc_n), cache)
 
 
@@ -429,5 +441,5 @@ def gru_backward(dout, cache: SequenceCache):
     Shapes: dy (T,B,H), dh_n (B,H) -> dx (T,B,I), dh0 (B,H), dweight_ih (3H,I), dweight_hh (3H,H),
     dbias_ih (3H,) or None, dbias_hh (3H,) or None.
     """
-    dy, dh_n = dout
+    dy, dh_n = _split_dout(dout, ("dy", "dh_n"))
     return _sequence_backward("gru", dy, (dh_n,), cache)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tinylm._checks import check_float, check_shape
+from tinylm._checks import check_float, check_grad
 from tinylm.backend import array_module
 
 __all__ = ["SoftmaxCache", "LogSoftmaxCache", "softmax", "log_softmax", "softmax_forward", "softmax_backward",
@@ -75,7 +75,7 @@ def softmax_backward(dy, cache: SoftmaxCache):
     """Shapes: dy (...) -> dx (...)."""
     y, axis = cache
     array_module(("dy", dy))
-    check_shape("dy", dy, tuple(y.shape))
+    check_grad("dy", dy, tuple(y.shape), y.dtype)
     dot = (dy * y).sum(axis=axis, keepdims=True)       # sum_j dy_j y_j          (..., 1, ...)
     return y * (dy - dot)                              # dx_i = y_i (dy_i - sum_j dy_j y_j)
 
@@ -95,6 +95,6 @@ def log_softmax_backward(dy, cache: LogSoftmaxCache):
     """Shapes: dy (...) -> dx (...)."""
     y, axis = cache
     xp = array_module(("dy", dy))
-    check_shape("dy", dy, tuple(y.shape))
+    check_grad("dy", dy, tuple(y.shape), y.dtype)
     p = xp.exp(y)                                      # softmax(x), recomputed from the log-probs
     return dy - p * dy.sum(axis=axis, keepdims=True)   # y_i = x_i - log s  =>  dx_i = dy_i - p_i sum_j dy_j
