@@ -142,6 +142,149 @@ def test_bad_input_errors(rng):
         GPTConfig(n_embd=8, n_head=3)
 
 
+def _fwd(model, idx=None):
+    idx = np.array([[1, 2, 3], [4, 5, 6]]) if idx is None else idx
+    return model(idx)
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    # idx and the KV cache
+    (lambda m: m(np.zeros((1, 0), np.int64)), ValueError, r"idx: expected at least one token \(T >= 1\), got shape \(1, 0\)"),
+    (lambda m: m(np.array([[1, 2, 3], [4, 5, 6]]), m.new_kv_cache(3)), ValueError,
+     r"kv: the cache was built for batch size 3 \(new_kv_cache\(3\)\), got idx with B=2"),
+    (lambda m: m(np.array([[1, 2]]), "cache"), TypeError, r"kv: expected None or a KVCache .* got str"),
+    (lambda m: m(np.array([[1, 2]]), GPT(tiny(n_layer=1)).new_kv_cache(1)), ValueError,
+     r"kv: the cache was built for another model"),
+    (lambda m: m.double()(np.array([[1]]), GPT(tiny()).new_kv_cache(1)), ValueError,
+     r"kv: the cache was built for another model .*float32"),               # a float32 cache, a float64 model
+    (lambda m: [m(np.array([[1, 2, 3, 4]]), kv := m.new_kv_cache(1)), m(np.array([[1, 2, 3]]), kv)], ValueError,
+     r"idx, kv: sequence length 7 \(4 cached in kv \+ 3 new in idx\) exceeds block_size=6, the cache's capacity"),
+    (lambda m: m.new_kv_cache(0), ValueError, r"batch_size: expected a positive int, got 0"),
+    (lambda m: m.new_kv_cache(-1), ValueError, r"batch_size: expected a positive int, got -1"),
+    (lambda m: m.new_kv_cache(2.0), ValueError, r"batch_size: expected a positive int, got 2.0"),
+    # the upstream gradient: named dlogits, exact shape and dtype of the logits
+    (lambda m: [_fwd(m), m.backward(np.zeros((2, 3, 10), np.float32))], ValueError,
+     r"dlogits: expected shape \(2, 3, 11\), got shape \(2, 3, 10\)"),
+    (lambda m: [_fwd(m), m.backward(np.zeros((2, 4, 11), np.float32))], ValueError,
+     r"dlogits: expected shape \(2, 3, 11\), got shape \(2, 4, 11\)"),
+    (lambda m: [_fwd(m), m.backward(np.zeros((3, 11), np.float32))], ValueError,
+     r"dlogits: expected shape \(2, 3, 11\), got shape \(3, 11\)"),
+    (lambda m: [_fwd(m), m.backward(None)], TypeError, r"dlogits: expected a floating-point array .* got NoneType"),
+    (lambda m: [_fwd(m), m.backward(np.zeros((2, 3, 11)).tolist())], TypeError,
+     r"dlogits: expected a floating-point array .* got list"),
+    (lambda m: [_fwd(m), m.backward(np.ones((2, 3, 11), int))], TypeError,
+     r"dlogits: expected a floating-point array .* got int64"),
+    (lambda m: [_fwd(m), m.backward(np.zeros((2, 3, 11), np.float64))], TypeError,
+     r"dlogits: expected dtype float32 \(the forward's output\), got float64"),
+    # generate
+    (lambda m: m.generate(np.array([[1]]), 2, eos_token_id=11), ValueError,
+     r"eos_token_id: expected None or an int in \[0, 11\) \(vocab_size\), got 11"),
+    (lambda m: m.generate(np.array([[1]]), 2, eos_token_id=-1), ValueError, r"eos_token_id: .* got -1"),
+    (lambda m: m.generate(np.array([[1]]), 2, eos_token_id=2.0), ValueError, r"eos_token_id: .* got 2.0"),
+    (lambda m: m.generate(np.array([[1]]), 2, do_sample=True, seed="abc"), TypeError,
+     r"seed: expected None, a non-negative int or a numpy Generator, got 'abc'"),
+    (lambda m: m.generate(np.array([[1]]), 2, do_sample=True, temperature=float("nan")), ValueError,
+     r"temperature: expected a float > 0 when sampling .* got nan"),
+    (lambda m: m.generate(np.array([[1]]), 2, temperature=-1.0), ValueError, r"temperature: .* got -1.0"),
+    (lambda m: m.generate(np.array([[1]]), 2, top_k=-3), ValueError, r"top_k: expected None or a positive int.* got -3"),
+    (lambda m: m.generate(np.array([[1]]), 0, top_p=1.5), ValueError, r"top_p: expected None or a float in \(0, 1\].* got 1.5"),
+    (lambda m: m.generate(np.array([[1]]), 2, do_sample="yes"), TypeError, r"do_sample: expected a bool, got 'yes'"),
+    (lambda m: m.generate(np.array([[1]]), 2, use_cache=1), TypeError, r"use_cache: expected a bool, got 1"),
+    (lambda m: m.generate(np.array([[11]]), 2), ValueError, r"idx: token ids must lie in \[0, 11\), got 11"),
+])
+def test_bad_input_table(bad, error, match):
+    with pytest.raises(error, match=match):
+        bad(GPT(tiny()))
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(layer_norm_epsilon=-1.0), ValueError, r"layer_norm_epsilon: expected a finite float > 0, got -1.0"),
+    (dict(layer_norm_epsilon=0.0), ValueError, r"layer_norm_epsilon: expected a finite float > 0, got 0.0"),
+    (dict(layer_norm_epsilon=float("nan")), ValueError, r"layer_norm_epsilon: .* got nan"),
+    (dict(bias="no"), TypeError, r"bias: expected a bool, got 'no'"),
+])
+def test_bad_config(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        tiny(**kwargs)
+
+
+@pytest.mark.parametrize("config, match", [
+    (None, r"config: expected a GPTConfig, got NoneType"),
+    ({"vocab_size": 11}, r"config: expected a GPTConfig, got dict \(build one with GPTConfig\(\*\*d\)\)"),
+])
+def test_gpt_needs_a_config(config, match):
+    with pytest.raises(TypeError, match=match):
+        GPT(config)
+
+
+def test_valid_edge_arguments_still_work():
+    """NumPy integers as sizes and ids, greedy decoding with temperature 0, an int rng."""
+    model = GPT(tiny())
+    idx = np.array([[1, 2]])
+    kv = model.new_kv_cache(np.int64(1))
+    np.testing.assert_allclose(model(idx, kv), model(idx), rtol=1e-5, atol=1e-6)
+    out = model.generate(idx, np.int64(2), temperature=0, eos_token_id=np.int64(3), top_k=np.int64(2))
+    assert out.shape[0] == 1 and out.shape[1] <= 4
+    logits = np.log(np.array([[0.2, 0.8]]))
+    assert sample_next(logits, do_sample=True, rng=5).tolist() == sample_next(logits, do_sample=True, rng=5).tolist()
+    tinylm.manual_seed(7)
+    a = model.generate(idx, 3, do_sample=True)            # seed=None: the global generator
+    tinylm.manual_seed(7)
+    np.testing.assert_array_equal(model.generate(idx, 3, do_sample=True), a)
+
+
+# --- sampling (tinylm/models/sampling.py) ---------------------------------------------------------
+
+LG = np.random.default_rng(0).standard_normal((2, 7)).astype(np.float32)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: sample_next(np.full((2, 7), np.nan, np.float32)), ValueError, r"logits: row 0 contains NaN"),
+    (lambda: sample_next(np.where(np.arange(7) == 3, np.nan, LG), do_sample=True, rng=0), ValueError,
+     r"logits: row 0 contains NaN"),
+    (lambda: sample_next(np.stack([LG[0], np.full(7, -np.inf, np.float32)]), do_sample=True, rng=0), ValueError,
+     r"logits: row 1 has no finite maximum"),
+    (lambda: sample_next(np.ones((2, 7), int)), TypeError, r"logits: expected a floating-point array .* got int64"),
+    (lambda: sample_next(np.zeros((2, 0), np.float32)), ValueError, r"logits: expected at least one token \(V >= 1\)"),
+    (lambda: sample_next(LG, top_k=0), ValueError, r"top_k: expected None or a positive int .* got 0"),
+    (lambda: sample_next(LG, top_k=2.5), ValueError, r"top_k: .* got 2.5"),
+    (lambda: sample_next(LG, top_k=True), ValueError, r"top_k: .* got True"),
+    (lambda: sample_next(LG, top_p=0.0), ValueError, r"top_p: expected None or a float in \(0, 1\] .* got 0.0"),
+    (lambda: sample_next(LG, top_p=1.1), ValueError, r"top_p: .* got 1.1"),
+    (lambda: sample_next(LG, top_p=float("nan")), ValueError, r"top_p: .* got nan"),
+    (lambda: sample_next(LG, temperature=-1.0), ValueError, r"temperature: .* \(>= 0 when greedy\), got -1.0"),
+    (lambda: sample_next(LG, temperature="hot"), ValueError, r"temperature: .* got 'hot'"),
+    (lambda: sample_next(LG, temperature=0.0, do_sample=True), ValueError, r"temperature: expected a float > 0 when sampling"),
+    (lambda: sample_next(LG, temperature=float("nan"), do_sample=True, rng=0), ValueError, r"temperature: .* got nan"),
+    (lambda: sample_next(LG, temperature=float("inf"), do_sample=True, rng=0), ValueError, r"temperature: .* got inf"),
+    (lambda: sample_next(LG, do_sample=1), TypeError, r"do_sample: expected a bool, got 1"),
+    (lambda: sample_next(LG, do_sample=True, rng="x"), TypeError,
+     r"rng: expected None \(tinylm's global generator\), a non-negative int seed or a numpy Generator, got 'x'"),
+    (lambda: sample_next(LG, do_sample=True, rng=-1), TypeError, r"rng: .* got -1"),
+    (lambda: filter_logits(LG.tolist(), top_k=2), TypeError, r"logits: expected an array of shape \(B, V\), got list"),
+    (lambda: filter_logits(None, top_k=2), TypeError, r"logits: expected an array of shape \(B, V\), got NoneType"),
+    (lambda: filter_logits(LG[0], top_k=2), ValueError, r"logits: expected shape \(B, V\), got shape \(7,\)"),
+    (lambda: filter_logits(LG, top_k=0), ValueError, r"top_k: .* got 0"),
+    (lambda: filter_logits(LG, top_p=2.0), ValueError, r"top_p: .* got 2.0"),
+])
+def test_sampling_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_sampling_rng_accepts_none_int_and_generator():
+    logits = np.log(np.array([[0.5, 0.3, 0.2]] * 50))
+    a = sample_next(logits, do_sample=True, rng=3)
+    np.testing.assert_array_equal(a, sample_next(logits, do_sample=True, rng=np.random.default_rng(3)))
+    tinylm.manual_seed(1)
+    b = sample_next(logits, do_sample=True)
+    tinylm.manual_seed(1)
+    np.testing.assert_array_equal(b, sample_next(logits, do_sample=True))
+    # -inf logits outside the row's maximum are fine (masked tokens), and never drawn
+    masked = np.array([[0.0, -np.inf, 1.0]] * 200)
+    assert 1 not in sample_next(masked, do_sample=True, rng=0).tolist()
+
+
 def test_save_pretrained_round_trip(tmp_path, rng):
     model = GPT(tiny())
     model.save_pretrained(tmp_path)

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinylm._checks import check_index_range, check_positive_int, check_probability, check_shape
+from tinylm._checks import check_flag, check_grad, check_index_range, check_positive_int, check_probability, check_shape
 from tinylm.backend import array_module, get_backend
 from tinylm.nn import init
 from tinylm.nn.container import ModuleList
@@ -33,6 +33,7 @@ from tinylm.nn.module import Module
 from tinylm.nn.normalization import LayerNorm
 from tinylm.ops.attention import attention_backward, attention_forward
 from tinylm.ops.linear import linear_backward, linear_forward
+from tinylm.random import make_rng
 
 __all__ = ["GPTConfig", "GPT", "Block", "CausalSelfAttention", "MLP", "KVCache"]
 
@@ -57,6 +58,11 @@ class GPTConfig:
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd: must be divisible by n_head={self.n_head}, got {self.n_embd}")
         check_probability("dropout", self.dropout)
+        check_flag("bias", self.bias)
+        eps = self.layer_norm_epsilon
+        if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, (int, float, np.integer, np.floating)) \
+                or not (math.isfinite(eps) and eps > 0):
+            raise ValueError(f"layer_norm_epsilon: expected a finite float > 0, got {eps!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -68,6 +74,8 @@ class KVCache:
     """Keys and values of the tokens seen so far, per layer: k, v (B, H, block_size, D), filled to ``length``."""
 
     def __init__(self, n_layer: int, B: int, H: int, block_size: int, D: int, dtype):
+        for name, v in (("n_layer", n_layer), ("B", B), ("H", H), ("block_size", block_size), ("D", D)):
+            check_positive_int(name, v)
         xp = get_backend().xp
         self.k = [xp.zeros((B, H, block_size, D), dtype) for _ in range(n_layer)]
         self.v = [xp.zeros((B, H, block_size, D), dtype) for _ in range(n_layer)]
@@ -175,6 +183,8 @@ class _Transformer(Module):
 
 class _HeadCache(NamedTuple):
     linear: object    # LinearCache of logits = x wte^T
+    shape: tuple      # (B, T, V) of the logits: what dlogits must be
+    dtype: object     # the logits' dtype
 
 
 class GPT(Module):
@@ -187,6 +197,9 @@ class GPT(Module):
 
     def __init__(self, config: GPTConfig, rng=None):
         super().__init__()
+        if not isinstance(config, GPTConfig):
+            hint = " (build one with GPTConfig(**d))" if isinstance(config, dict) else ""
+            raise TypeError(f"config: expected a GPTConfig, got {type(config).__name__}{hint}")
         self.config = config
         self.transformer = _Transformer(config, rng)
         self._init_weights(rng)
@@ -218,10 +231,17 @@ class GPT(Module):
         check_shape("idx", idx, ("B", "T"))
         check_index_range("idx", idx, cfg.vocab_size, what="token ids")
         B, T = idx.shape
+        if T < 1:
+            raise ValueError(f"idx: expected at least one token (T >= 1), got shape {tuple(idx.shape)}")
+        if kv is not None:
+            self._check_kv(kv, B)
         t0 = 0 if kv is None else kv.length
         if t0 + T > cfg.block_size:
-            raise ValueError(f"idx: sequence length {t0 + T} exceeds block_size={cfg.block_size}"
-                             + (f" ({t0} cached + {T} new)" if t0 else ""))
+            if t0:
+                raise ValueError(f"idx, kv: sequence length {t0 + T} ({t0} cached in kv + {T} new in idx) exceeds "
+                                 f"block_size={cfg.block_size}, the cache's capacity; start a new cache "
+                                 f"(model.new_kv_cache(B)) on the last {cfg.block_size} tokens")
+            raise ValueError(f"idx: sequence length {T} exceeds block_size={cfg.block_size}")
         pos = xp.arange(t0, t0 + T)[None, :]                              # (1,T)
         x = tr.drop(tr.wte(idx) + tr.wpe(pos))                           # (B,T,C)
         for i, block in enumerate(tr.h):
@@ -230,11 +250,28 @@ class GPT(Module):
         logits, lin = linear_forward(x, self.lm_head_weight.data)        # (B,T,C) @ (C,V) -> (B,T,V)
         if kv is not None:
             kv.length += T
-        self._cache = _HeadCache(lin)
+        self._cache = _HeadCache(lin, tuple(logits.shape), logits.dtype)
         return logits
+
+    def _check_kv(self, kv, B: int) -> None:
+        """``kv`` must be a cache from this model's ``new_kv_cache(B)`` (same layers, heads, width, dtype)."""
+        cfg = self.config
+        if not isinstance(kv, KVCache):
+            raise TypeError(f"kv: expected None or a KVCache from model.new_kv_cache(batch_size), "
+                            f"got {type(kv).__name__}")
+        H, D = cfg.n_head, cfg.n_embd // cfg.n_head
+        want = (cfg.n_layer, H, cfg.block_size, D, self.lm_head_weight.dtype)
+        got = (len(kv.k), kv.k[0].shape[1], kv.k[0].shape[2], kv.k[0].shape[3], kv.k[0].dtype)
+        if got != want:
+            raise ValueError(f"kv: the cache was built for another model (n_layer, n_head, block_size, head width, "
+                             f"dtype = {got}), this one needs {want}; make it with this model's new_kv_cache")
+        if kv.k[0].shape[0] != B:
+            raise ValueError(f"kv: the cache was built for batch size {kv.k[0].shape[0]} "
+                             f"(new_kv_cache({kv.k[0].shape[0]})), got idx with B={B}")
 
     def backward(self, dlogits):
         cache = self._need_cache(self._cache)
+        check_grad("dlogits", dlogits, cache.shape, cache.dtype)
         tr = self.transformer
         dx, dwte, _ = linear_backward(dlogits, cache.linear)             # logits = x wte^T
         self.lm_head_weight.accumulate(dwte)                             # tied: adds to wte's grad
@@ -248,7 +285,9 @@ class GPT(Module):
 
     # --- inference ---
     def new_kv_cache(self, batch_size: int) -> KVCache:
+        """An empty cache for ``batch_size`` rows, to pass as ``model(idx, kv)`` with idx (batch_size, T)."""
         cfg = self.config
+        batch_size = check_positive_int("batch_size", batch_size)
         return KVCache(cfg.n_layer, batch_size, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head,
                        self.lm_head_weight.dtype)
 
@@ -259,21 +298,33 @@ class GPT(Module):
 
         Greedy (``do_sample=False``) takes the argmax; sampling draws from softmax(logits / temperature)
         restricted to the ``top_k`` largest and/or the smallest set with probability >= ``top_p``,
-        with a generator seeded by ``seed`` (reproducible). A row that has produced ``eos_token_id``
+        with a generator seeded by ``seed`` (an int or a numpy Generator: reproducible; None: tinylm's
+        global generator, which ``tinylm.manual_seed`` seeds). A row that has produced ``eos_token_id``
         keeps emitting it. With ``use_cache`` each step feeds only the new token and reuses the keys and
         values of earlier ones; once the context fills ``block_size`` the window slides and the cache is
         rebuilt each step from the last ``block_size`` tokens (so both paths give identical tokens).
         """
-        from tinylm.models.sampling import sample_next
+        from tinylm.models.sampling import check_sampling_args, sample_next
 
         xp = array_module(("idx", idx))
         check_shape("idx", idx, ("B", "T"))
         if idx.shape[1] < 1:
             raise ValueError("idx: need at least one token to condition on, got shape "
                              f"{tuple(idx.shape)}")
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        check_index_range("idx", idx, self.config.vocab_size, what="token ids")
+        if isinstance(max_new_tokens, (bool, np.bool_)) or not isinstance(max_new_tokens, (int, np.integer)) \
+                or max_new_tokens < 0:
             raise ValueError(f"max_new_tokens: expected an int >= 0, got {max_new_tokens!r}")
-        rng = np.random.default_rng(seed)
+        check_sampling_args(temperature, top_k, top_p, do_sample)
+        use_cache = check_flag("use_cache", use_cache)
+        V = self.config.vocab_size
+        if eos_token_id is not None:
+            if isinstance(eos_token_id, (bool, np.bool_)) or not isinstance(eos_token_id, (int, np.integer)) \
+                    or not 0 <= eos_token_id < V:
+                raise ValueError(f"eos_token_id: expected None or an int in [0, {V}) (vocab_size), "
+                                 f"got {eos_token_id!r}")
+            eos_token_id = int(eos_token_id)
+        rng = make_rng(seed)                                           # checks seed: None, an int or a Generator
         was_training = self.training
         self.eval()
         bs = self.config.block_size
