@@ -17,18 +17,28 @@ Usage::
 
     report = check_op(linear_forward, linear_backward, {"x": x, "weight": w, "bias": b})
     report = check_module(model, idx)          # model.double() first
+    report = check_module(model.train(), idx, dropout_seed=0)   # training mode, dropout on
     print(report)                              # one line per tensor
+
+Dropout in training mode: the finite differences call the forward twice per element, and each
+call would draw fresh masks, so ``L`` would not even be a function of the inputs. With
+``dropout_seed`` (see :func:`fixed_random_streams`), every forward draws the SAME masks, so the
+check differentiates the network with those masks fixed, and the backward passes only if it
+reuses exactly the masks its forward drew (not another layer's, not a fresh one, not none).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from tinylm import random as _random
 from tinylm.backend import get_backend, to_numpy
 
-__all__ = ["GradcheckReport", "GradcheckError", "check_op", "check_module", "numerical_grad", "rel_error"]
+__all__ = ["GradcheckReport", "GradcheckError", "check_op", "check_module", "fixed_random_streams",
+           "numerical_grad", "rel_error"]
 
 
 class GradcheckError(AssertionError):
@@ -157,16 +167,76 @@ def check_op(forward: Callable, backward: Callable, inputs: dict[str, Any], *, k
     return report
 
 
+@contextmanager
+def fixed_random_streams(module, seed: int) -> Iterator[Callable[[], None]]:
+    """Make every forward of ``module`` draw the same random numbers (dropout masks, samples).
+
+    Yields ``reset()``; call it before each forward. ``reset()`` gives every submodule with an
+    ``rng`` attribute (``nn.Dropout``, ``MultiheadAttention``'s attention dropout, ``RNN``/``LSTM``/
+    ``GRU``'s between-layer dropout, BERT's self-attention, ``HardAttention``, ...) a fresh
+    ``np.random.default_rng(seed + i)``, ``i`` its index in ``named_modules()``, whatever it held
+    before: ``None`` (tinylm's global generator), an int seed, or a Generator, possibly one shared
+    by many submodules (BERT, the seq2seq models and the transformer layers share one). Each
+    submodule then has its own stream, so two dropouts get different masks (a backward that uses
+    another layer's mask fails), and a module that draws several masks per forward from its one
+    generator (an ``RNN``'s masks between layers) gets a different mask each time. ``reset()``
+    also rewinds tinylm's global generator (``tinylm.random.default_rng()``) to a state fixed by
+    ``seed``, for code that draws from it without holding an ``rng`` (GPT's attention-probability
+    dropout, ``attention_forward(..., rng=None)``).
+
+    On exit the original ``rng`` attributes and the global generator's state are put back, so
+    the check neither changes the module nor consumes global randomness.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"fixed_random_streams: seed must be a non-negative int, got {seed!r}")
+    seed = int(seed)
+    holders, seen = [], set()
+    for _, m in module.named_modules():
+        if id(m) not in seen and hasattr(m, "rng"):
+            seen.add(id(m))
+            holders.append(m)
+    originals = [m.rng for m in holders]
+    glob = _random.default_rng()
+    saved = glob.bit_generator.state
+    glob_state = np.random.default_rng([seed, len(holders)]).bit_generator.state
+
+    def reset() -> None:
+        for i, m in enumerate(holders):
+            m.rng = np.random.default_rng(seed + i)
+        glob.bit_generator.state = glob_state
+
+    try:
+        yield reset
+    finally:
+        for m, r in zip(holders, originals):
+            m.rng = r
+        glob.bit_generator.state = saved
+
+
 def check_module(module, *inputs, tol: float = 1e-5, eps: float = 1e-6, seed: int = 0,
                  forward_kwargs: dict | None = None, check_inputs: bool = True,
-                 raise_on_fail: bool = True) -> GradcheckReport:
+                 dropout_seed: int | None = None, raise_on_fail: bool = True) -> GradcheckReport:
     """Check ``module.backward`` against finite differences for every float input and parameter.
 
-    The module must be float64 (``module.double()``) and deterministic (dropout off or seeded).
+    The module must be float64 (``module.double()``) and deterministic: dropout off (``.eval()``)
+    or, in training mode, ``dropout_seed`` given. With ``dropout_seed`` every forward (the one
+    whose backward is checked and every finite-difference one) runs after
+    :func:`fixed_random_streams`' ``reset()``, so all draw the same dropout masks and the backward
+    must reuse them; the module's generators and tinylm's global one are restored afterwards.
+    This only makes the draws repeatable: assert separately that dropout acted (the training-mode
+    output differs from ``.eval()``'s), or the check passes vacuously with dropout off.
     ``module.backward(g)`` must return the input gradient(s): one array for one input, a tuple
     for several (``None`` for integer inputs). Parameter gradients are read from ``.grad``.
     Reports names ``input0``, ``input1``, ... and the dotted parameter names.
     """
+    if dropout_seed is None:
+        return _check_module(module, inputs, tol, eps, seed, forward_kwargs, check_inputs, raise_on_fail, None)
+    with fixed_random_streams(module, dropout_seed) as reset:
+        return _check_module(module, inputs, tol, eps, seed, forward_kwargs, check_inputs, raise_on_fail, reset)
+
+
+def _check_module(module, inputs, tol, eps, seed, forward_kwargs, check_inputs, raise_on_fail,
+                  reset) -> GradcheckReport:
     forward_kwargs = dict(forward_kwargs or {})
     inputs = tuple(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x for x in inputs)
     params = list(module.named_parameters())
@@ -176,15 +246,21 @@ def check_module(module, *inputs, tol: float = 1e-5, eps: float = 1e-6, seed: in
         _require_float64(n, p.data)
         p.data = np.ascontiguousarray(p.data) if isinstance(p.data, np.ndarray) else p.data
     rng = np.random.default_rng(seed)
+
+    def run():
+        if reset is not None:
+            reset()
+        return module(*inputs, **forward_kwargs)
+
     module.zero_grad()
-    out = module(*inputs, **forward_kwargs)
+    out = run()
     g = _random_like(out, rng)
     dinputs = module.backward(g)
     dinputs = dinputs if isinstance(dinputs, tuple) else (dinputs,)
     report = GradcheckReport(tol=tol)
 
     def f() -> float:
-        return _objective(module(*inputs, **forward_kwargs), g)
+        return _objective(run(), g)
 
     if check_inputs:
         for i, x in enumerate(inputs):
