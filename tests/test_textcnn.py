@@ -95,6 +95,16 @@ def test_shapes_and_gradients(B, T, widths, dtype):
     (lambda m: m(np.ones((2, 4), np.int64), lengths=np.array([4])), ValueError,
      r"lengths: expected shape \(B,\) with B=2"),
     (lambda m: m(np.full((1, 4), 12)), ValueError, r"ids: ids must lie in \[0, 12\), got 12"),
+    # the upstream gradient, named dlogits, against the logits' shape (2, 3) and dtype float32
+    (lambda m: [m(np.ones((2, 4), np.int64)), m.backward(np.zeros((2, 4), np.float32))], ValueError,
+     r"dlogits: expected shape \(2, 3\), got shape \(2, 4\)"),
+    (lambda m: [m(np.ones((2, 4), np.int64)), m.backward(None)], TypeError,
+     r"dlogits: expected a floating-point array .* got NoneType"),
+    (lambda m: [m(np.ones((2, 4), np.int64)), m.backward(np.ones((2, 3), int))], TypeError,
+     r"dlogits: expected a floating-point array .* got int64"),
+    (lambda m: [m(np.ones((2, 4), np.int64)), m.backward(np.zeros((2, 3), np.float64))], TypeError,
+     r"dlogits: expected dtype float32 \(the forward's output\), got float64"),
+    (lambda m: m.backward(np.zeros((2, 3), np.float32)), RuntimeError, r"TextCNN.backward called before forward"),
 ])
 def test_bad_input(bad, error, match):
     with pytest.raises(error, match=match):
@@ -106,6 +116,25 @@ def test_bad_arguments():
         small(kernel_sizes=())
     with pytest.raises(ValueError, match="dropout: expected a probability"):
         small(dropout=1.0)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(vocab_size=0), ValueError, r"vocab_size: expected a positive int, got 0"),
+    (dict(embed_dim=0), ValueError, r"embed_dim: expected a positive int, got 0"),
+    (dict(kernel_sizes=3), TypeError, r"kernel_sizes: expected a sequence of kernel widths \(positive ints\), "
+                                      r"e.g. \(3, 4, 5\), got 3"),
+    (dict(kernel_sizes="345"), TypeError, r"kernel_sizes: expected a sequence of kernel widths"),
+    (dict(kernel_sizes=(2, 0)), ValueError, r"kernel_sizes: expected a positive int, got 0"),
+    (dict(padding_idx=12), ValueError, r"padding_idx: expected None or an int in \[-12, 12\) \(vocab_size=12\), got 12"),
+])
+def test_bad_constructor_arguments_name_textcnn_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        small(**kwargs)
+
+
+def test_numpy_sizes_are_accepted():
+    model = small(vocab_size=np.int64(12), kernel_sizes=[np.int64(2)], embed_dim=np.int64(4))
+    assert model.kernel_sizes == (2,) and model(np.ones((1, 3), np.int64)).shape == (1, 3)
 
 
 # --- the SST-2 reader ----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinylm._checks import check_int, check_lengths, check_positive_int, check_probability, check_shape
+from tinylm._checks import check_grad, check_int, check_lengths, check_positive_int, check_probability, check_shape
 from tinylm.backend import array_module
 from tinylm.nn import init
 from tinylm.nn.activation import ReLU
@@ -68,11 +68,21 @@ class TextCNN(Module):
                  kernel_sizes=(3, 4, 5), dropout: float = 0.5, padding_idx: int | None = 0,
                  embed_init: float = 0.25, *, dtype=np.float32, rng=None):
         super().__init__()
+        # Checked under this constructor's names before the layers check them under theirs.
+        vocab_size = check_positive_int("vocab_size", vocab_size)
+        embed_dim = check_positive_int("embed_dim", embed_dim)
+        if isinstance(kernel_sizes, (str, bytes)) or not hasattr(kernel_sizes, "__iter__"):
+            raise TypeError(f"kernel_sizes: expected a sequence of kernel widths (positive ints), e.g. (3, 4, 5), "
+                            f"got {kernel_sizes!r}")
         kernel_sizes = tuple(kernel_sizes)
         if not kernel_sizes:
             raise ValueError("kernel_sizes: expected at least one kernel width, got none")
-        for k in kernel_sizes:
-            check_positive_int("kernel_sizes", k)
+        kernel_sizes = tuple(check_positive_int("kernel_sizes", k) for k in kernel_sizes)
+        if padding_idx is not None and (isinstance(padding_idx, (bool, np.bool_))
+                                        or not isinstance(padding_idx, (int, np.integer))
+                                        or not -vocab_size <= padding_idx < vocab_size):
+            raise ValueError(f"padding_idx: expected None or an int in [-{vocab_size}, {vocab_size}) "
+                             f"(vocab_size={vocab_size}), got {padding_idx!r}")
         self.num_classes = check_positive_int("num_classes", num_classes)
         self.num_filters = check_positive_int("num_filters", num_filters)
         self.kernel_sizes = kernel_sizes
@@ -91,6 +101,7 @@ class TextCNN(Module):
         self.dropout = Dropout(check_probability("dropout", dropout), rng=rng)
         self.fc = Linear(num_filters * len(kernel_sizes), num_classes, dtype=dtype, rng=rng)
         self._words = None
+        self._out = None                                     # (shape, dtype) of the last logits
 
     def forward(self, ids, lengths=None):
         xp = array_module(("ids", ids))
@@ -109,9 +120,13 @@ class TextCNN(Module):
             real = None if lengths is None else lengths + k - 1                  # windows touching a word
             features.append(relu(pool(h, lengths=real)))                         # (B,F,T+k-1) -> (B,F)
         z = xp.concatenate(features, axis=1)                                     # (B,F*W)
-        return self.fc(self.dropout(z))                                          # (B,F*W) -> (B,num_classes)
+        logits = self.fc(self.dropout(z))                                        # (B,F*W) -> (B,num_classes)
+        self._out = (tuple(logits.shape), logits.dtype)
+        return logits
 
     def backward(self, dlogits):
+        shape, dtype = self._need_cache(self._out)
+        check_grad("dlogits", dlogits, shape, dtype)
         dz = self.dropout.backward(self.fc.backward(dlogits))                    # (B,F*W)
         F = self.num_filters
         dx = None
