@@ -166,14 +166,124 @@ def test_bad_construction_and_decoding_arguments():
         LSTMSeq2Seq(9, 9, bos_idx=0)
     with pytest.raises(ValueError, match=r"eos_idx: expected an int in \[0, 9\)"):
         LSTMSeq2Seq(9, 9, eos_idx=9)
-    with pytest.raises(ValueError, match="x: positions 0..4 .* exceed max_len=4"):
+    with pytest.raises(ValueError, match="tgt_in: sequence length 5 exceeds max_len=4 of TransformerSeq2Seq"):
         _transformer(max_len=4)(SRC, np.full((3, 5), 5))
+    with pytest.raises(ValueError, match="src: sequence length 4 exceeds max_len=3 of TransformerSeq2Seq"):
+        _transformer(max_len=3)(SRC, TGT_IN)
     with pytest.raises(ValueError, match="length_norm: expected one of"):
         beam_search(_lstm(), SRC, length_norm="sqrt")
     with pytest.raises(ValueError, match="beam_size: expected a positive int"):
         beam_search(_lstm(), SRC, beam_size=0)
     with pytest.raises(RuntimeError, match="before forward"):
         _lstm().backward(np.zeros((1, 1, V), np.float32))
+
+
+@pytest.mark.parametrize("decode", [greedy_decode, beam_search], ids=["greedy", "beam"])
+def test_decode_max_len_must_fit_the_transformer(decode):
+    """The default max_len=50 on a model with 6 positions: one clear error up front, naming max_len."""
+    m = _transformer(max_len=6)
+    with pytest.raises(ValueError, match=r"max_len: decoding up to 50 tokens needs 50 target positions, but the "
+                                         r"model was built with max_len=6; pass max_len <= 6"):
+        decode(m, SRC)
+    decode(m, SRC, max_len=6)                                  # exactly the model's positions: fine
+    decode(_lstm(), SRC, max_len=60)                           # the LSTM has no position limit
+    with pytest.raises(ValueError, match=r"max_len: expected a positive int, got 0"):
+        decode(m, SRC, max_len=0)
+    with pytest.raises(TypeError, match=r"model: expected an LSTMSeq2Seq or TransformerSeq2Seq, got NoneType"):
+        decode(None, SRC)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(d_model=6, nhead=4), ValueError, r"d_model: must be divisible by nhead=4 .* got d_model=6"),
+    (dict(nhead=0), ValueError, r"nhead: expected a positive int, got 0"),
+    (dict(num_encoder_layers=0), ValueError, r"num_encoder_layers: expected a positive int, got 0"),
+    (dict(num_decoder_layers=-1), ValueError, r"num_decoder_layers: expected a positive int, got -1"),
+    (dict(dim_feedforward=0), ValueError, r"dim_feedforward: expected a positive int, got 0"),
+    (dict(max_len=0), ValueError, r"max_len: expected a positive int, got 0"),
+    (dict(tie_output="no"), TypeError, r"tie_output: expected a bool, got 'no'"),
+    (dict(norm_first=1), TypeError, r"norm_first: expected a bool, got 1"),
+    (dict(share_embeddings="yes"), TypeError, r"share_embeddings: expected a bool, got 'yes'"),
+])
+def test_bad_transformer_construction(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        _transformer(**kwargs)
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: LSTMSeq2Seq(7, 9, embed_dim=4, hidden_size=4, **kw),
+    lambda **kw: TransformerSeq2Seq(7, 9, d_model=4, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
+                                    dim_feedforward=4, **kw),
+], ids=["lstm", "transformer"])
+def test_pad_idx_must_fit_the_source_vocabulary(make):
+    with pytest.raises(ValueError, match=r"pad_idx: expected an int in \[0, 7\) \(src_vocab_size: the source is "
+                                         r"padded with it too\), got 7"):
+        make(pad_idx=7, bos_idx=1, eos_idx=2)
+    m = make(pad_idx=np.int64(0), bos_idx=np.int64(1), eos_idx=2)   # NumPy integers are ids too
+    assert (m.pad_idx, m.bos_idx) == (0, 1) and type(m.pad_idx) is int
+
+
+def _decode_state(make, src=SRC[:2]):
+    m = make()
+    return m, m.encode(src)
+
+
+@pytest.mark.parametrize("make", [_lstm, _transformer], ids=["lstm", "transformer"])
+@pytest.mark.parametrize("call, err, match", [
+    (lambda m, st: m.decode_step(st, np.array([1, 2, 3])), ValueError, r"tokens: expected shape \(2,\), got shape \(3,\)"),
+    (lambda m, st: m.decode_step(st, np.array([[1, 2]])), ValueError, r"tokens: expected shape \(2,\), got shape \(1, 2\)"),
+    (lambda m, st: m.decode_step(st, np.array([1.0, 2.0])), TypeError, r"tokens: expected an integer array, got float64"),
+    (lambda m, st: m.decode_step(st, np.array([1, 9])), ValueError, r"tokens: token ids must lie in \[0, 9\), got 9"),
+    (lambda m, st: m.decode_step(st, np.array([-1, 2])), ValueError, r"tokens: token ids must lie in \[0, 9\), got -1"),
+    (lambda m, st: m.decode_step(st, [1, 2]), TypeError, r"tokens: expected a numpy array, got list"),
+    (lambda m, st: m.decode_step(tuple(st), np.array([1, 2])), TypeError, r"state: expected the \w+State of this "
+                                                                           r"model's encode\(\), got tuple"),
+    (lambda m, st: m.reorder_state(st, np.array([0, 5])), ValueError,
+     r"rows: row indices into the state's 2 rows must lie in \[0, 2\), got 5"),
+    (lambda m, st: m.reorder_state(st, np.array([0, -1])), ValueError, r"rows: .* must lie in \[0, 2\), got -1"),
+    (lambda m, st: m.reorder_state(st, np.array([0.0, 1.0])), TypeError, r"rows: expected an integer array, got float64"),
+    (lambda m, st: m.reorder_state(st, np.array([[0, 1]])), ValueError, r"rows: expected shape \(M,\), got shape \(1, 2\)"),
+])
+def test_bad_decoding_input(make, call, err, match):
+    m, st = _decode_state(make)
+    with pytest.raises(err, match=match):
+        call(m, st)
+
+
+def test_decode_step_past_max_len_names_tokens():
+    m = _transformer(max_len=2)
+    st = m.encode(SRC[:2, :2])
+    tok = np.array([BOS_ID, BOS_ID])
+    for _ in range(2):
+        _, st = m.decode_step(st, tok)
+    with pytest.raises(ValueError, match=r"tokens: this step makes the prefix length 3 exceeds max_len=2"):
+        m.decode_step(st, tok)
+
+
+@pytest.mark.parametrize("make", [_lstm, _transformer], ids=["lstm", "transformer"])
+@pytest.mark.parametrize("dlogits, err, match", [
+    (np.zeros((3, 3, V + 1), np.float32), ValueError, r"dlogits: expected shape \(3, 3, 9\), got shape \(3, 3, 10\)"),
+    (None, TypeError, r"dlogits: expected a floating-point array .* got NoneType"),
+    (np.zeros((3, 3, V), np.int64), TypeError, r"dlogits: expected a floating-point array .* got int64"),
+    (np.zeros((3, 3, V), np.float64), TypeError, r"dlogits: expected dtype float32 \(the forward's output\), got float64"),
+])
+def test_bad_dlogits(make, dlogits, err, match):
+    m = make()
+    m(SRC, TGT_IN)
+    with pytest.raises(err, match=match):
+        m.backward(dlogits)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: length_penalty(3, method="x"), r"method: expected one of \('gnmt', 'average', 'none'\), got 'x'"),
+    (lambda: length_penalty(0), r"length: expected a positive int, got 0"),
+    (lambda: length_penalty(-2, alpha=0.6), r"length: expected a positive int, got -2"),
+    (lambda: length_penalty(3, alpha=-1.0), r"alpha: expected a finite number >= 0 .* got -1.0"),
+    (lambda: beam_search(_lstm(), SRC, alpha=-1.0), r"alpha: expected a finite number >= 0 .* got -1.0"),
+    (lambda: beam_search(_lstm(), SRC, alpha=float("nan")), r"alpha: .* got nan"),
+])
+def test_bad_length_penalty(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
 
 
 # --- data utilities --------------------------------------------------------------------------

@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinylm._checks import (check_choice, check_index_range, check_int, check_positive_int, check_probability,
-                            check_shape)
+from tinylm._checks import (check_choice, check_flag, check_grad, check_index_range, check_int, check_positive_int,
+                            check_probability, check_shape)
 from tinylm.backend import array_module, get_backend, to_numpy
 from tinylm.nn import init
 from tinylm.nn.dropout import Dropout
@@ -64,8 +64,12 @@ class _Seq2Seq(Module):
         self.src_vocab_size = check_positive_int("src_vocab_size", src_vocab_size)
         self.tgt_vocab_size = check_positive_int("tgt_vocab_size", tgt_vocab_size)
         for name, i in (("pad_idx", pad_idx), ("bos_idx", bos_idx), ("eos_idx", eos_idx)):
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < tgt_vocab_size:
+            if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)) or not 0 <= i < tgt_vocab_size:
                 raise ValueError(f"{name}: expected an int in [0, {tgt_vocab_size}) (tgt_vocab_size), got {i!r}")
+        if not pad_idx < src_vocab_size:                     # the source is padded with it too
+            raise ValueError(f"pad_idx: expected an int in [0, {src_vocab_size}) (src_vocab_size: the source is "
+                             f"padded with it too), got {pad_idx!r}")
+        pad_idx, bos_idx, eos_idx = int(pad_idx), int(bos_idx), int(eos_idx)
         if len({pad_idx, bos_idx, eos_idx}) != 3:
             raise ValueError(f"pad_idx, bos_idx, eos_idx: must differ, got {pad_idx}, {bos_idx}, {eos_idx}")
         self.pad_idx, self.bos_idx, self.eos_idx = pad_idx, bos_idx, eos_idx
@@ -93,6 +97,26 @@ class _Seq2Seq(Module):
         check_shape("tgt_in", tgt_in, ("B", "T"), {"B": batch})
         check_index_range("tgt_in", tgt_in, self.tgt_vocab_size, what="token ids")
 
+    def _check_tokens(self, tokens, rows: int):
+        """decode_step's tokens: (N,) ids in [0, tgt_vocab_size), N = the state's rows."""
+        array_module(("tokens", tokens))
+        check_int("tokens", tokens)
+        check_shape("tokens", tokens, (rows,))
+        check_index_range("tokens", tokens, self.tgt_vocab_size, what="token ids")
+
+    @staticmethod
+    def _check_state(state, kind: type):
+        if not isinstance(state, kind):
+            raise TypeError(f"state: expected the {kind.__name__} of this model's encode(), got {type(state).__name__}")
+
+    @staticmethod
+    def _check_rows(rows, n: int):
+        """reorder_state's rows: (M,) integer indices into the state's n rows."""
+        array_module(("rows", rows))
+        check_int("rows", rows)
+        check_shape("rows", rows, ("M",))
+        check_index_range("rows", rows, n, what=f"row indices into the state's {n} rows")
+
 
 # ----------------------------------------------------------------------------------------------
 # LSTM encoder-decoder with Bahdanau attention.
@@ -110,6 +134,7 @@ class _LSTMCache(NamedTuple):
     bridge_tanh: TanhCache     # h_0 = tanh(bridge(encoder final states)) (L,B,H): 1 - h_0^2 for dbridge
     combine_tanh: TanhCache    # a = tanh(combine([s; c])) (N,H), N = B*T: 1 - a^2 for dcombine
     shape: tuple               # (B, T) of the target, to restore the (B,T,.) shapes of the gradients
+    dtype: object              # the logits' dtype: what dlogits must be
 
 
 class LSTMSeq2Seq(_Seq2Seq):
@@ -146,10 +171,10 @@ class LSTMSeq2Seq(_Seq2Seq):
         g = None if rng is None else make_rng(rng)          # one stream for every child (None: global)
         kw = dict(dtype=dtype, rng=g)
         between = p if L > 1 else 0.0                        # LSTM dropout acts between stacked layers only
-        self.src_embed = Embedding(src_vocab_size, E, padding_idx=pad_idx, **kw)
+        self.src_embed = Embedding(src_vocab_size, E, padding_idx=self.pad_idx, **kw)
         self.encoder = LSTM(E, H, L, batch_first=True, bidirectional=True, dropout=between, **kw)
         self.bridge = Linear(2 * H, H, **kw)
-        self.tgt_embed = Embedding(tgt_vocab_size, E, padding_idx=pad_idx, **kw)
+        self.tgt_embed = Embedding(tgt_vocab_size, E, padding_idx=self.pad_idx, **kw)
         self.decoder = LSTM(E, H, L, batch_first=True, dropout=between, **kw)
         self.attention = AdditiveAttention(H, 2 * H, A, **kw)
         self.combine = Linear(3 * H, H, bias=False, **kw)
@@ -191,13 +216,13 @@ class LSTMSeq2Seq(_Seq2Seq):
         s, _ = self.decoder(y, (h0, xp.zeros_like(h0)))                  # (B,T,H)
         ctx, self.attn_weights = self.attention(s, enc, enc, key_padding_mask=pad)   # (B,T,2H), (B,T,S)
         logits, combine_tanh = self._readout(s, ctx)                     # (B,T,V)
-        self._cache = _LSTMCache(bridge_tanh, combine_tanh, tuple(tgt_in.shape))
+        self._cache = _LSTMCache(bridge_tanh, combine_tanh, tuple(tgt_in.shape), logits.dtype)
         return logits
 
     def backward(self, dlogits):
-        bridge_tanh, combine_tanh, (B, T) = self._need_cache(self._cache)
+        bridge_tanh, combine_tanh, (B, T), dtype = self._need_cache(self._cache)
+        check_grad("dlogits", dlogits, (B, T, self.tgt_vocab_size), dtype)
         xp = array_module(("dlogits", dlogits))
-        check_shape("dlogits", dlogits, (B, T, self.tgt_vocab_size))
         H, L = self.hidden_size, self.num_layers
         da = self.out_dropout.backward(self.out.backward(dlogits.reshape(B * T, -1)))  # logits = out(drop(a))  (N,H)
         dsc = self.combine.backward(tanh_backward(da, combine_tanh))     # a = tanh(combine([s; c]))  (N,3H)
@@ -222,6 +247,8 @@ class LSTMSeq2Seq(_Seq2Seq):
 
     def decode_step(self, state: LSTMState, tokens):
         """tokens (N,) -> logits (N, V) for the next token, and the advanced state."""
+        self._check_state(state, LSTMState)
+        self._check_tokens(tokens, state.h.shape[1])
         y = self.tgt_embed(tokens[:, None])                              # (N,) -> (N,1,E)
         s, (h, c) = self.decoder(y, (state.h, state.c))                  # (N,1,H)
         ctx, _ = self.attention(s[:, 0], state.enc, state.enc, key_padding_mask=state.pad)   # (N,2H)
@@ -229,6 +256,8 @@ class LSTMSeq2Seq(_Seq2Seq):
         return logits, state._replace(h=h, c=c)
 
     def reorder_state(self, state: LSTMState, rows) -> LSTMState:
+        self._check_state(state, LSTMState)
+        self._check_rows(rows, state.h.shape[1])
         return LSTMState(state.enc[rows], state.pad[rows], state.h[:, rows], state.c[:, rows])
 
     def attention_map(self, src, tgt_in):
@@ -256,6 +285,7 @@ class TransformerState(NamedTuple):
 class _TransformerCache(NamedTuple):
     head: LinearCache   # logits = h W_out^T (+ b) on N = B*T rows: h for dW_out, W_out for dh
     shape: tuple        # (B, T, C) of h, to restore dh's shape
+    dtype: object       # the logits' dtype: what dlogits must be
 
 
 class TransformerSeq2Seq(_Seq2Seq):
@@ -287,7 +317,20 @@ class TransformerSeq2Seq(_Seq2Seq):
                  tie_output: bool = True, share_embeddings: bool = False, pad_idx: int = 0, bos_idx: int = 1,
                  eos_idx: int = 2, *, dtype=np.float32, rng=None):
         super().__init__(src_vocab_size, tgt_vocab_size, pad_idx, bos_idx, eos_idx)
+        # Checked here, under this constructor's names, before the layers check them under theirs.
         C = self.d_model = check_positive_int("d_model", d_model)
+        nhead = check_positive_int("nhead", nhead)
+        if C % nhead:
+            raise ValueError(f"d_model: must be divisible by nhead={nhead} (each head gets d_model / nhead "
+                             f"dimensions), got d_model={C}")
+        num_encoder_layers = check_positive_int("num_encoder_layers", num_encoder_layers)
+        num_decoder_layers = check_positive_int("num_decoder_layers", num_decoder_layers)
+        dim_feedforward = check_positive_int("dim_feedforward", dim_feedforward)
+        check_probability("dropout", dropout)
+        self.max_len = check_positive_int("max_len", max_len)
+        tie_output = check_flag("tie_output", tie_output)
+        share_embeddings = check_flag("share_embeddings", share_embeddings)
+        norm_first = check_flag("norm_first", norm_first)
         if share_embeddings and src_vocab_size != tgt_vocab_size:
             raise ValueError(f"share_embeddings: needs one joint vocabulary, got src_vocab_size={src_vocab_size} "
                              f"and tgt_vocab_size={tgt_vocab_size}")
@@ -296,11 +339,11 @@ class TransformerSeq2Seq(_Seq2Seq):
         layer_kw = dict(dim_feedforward=dim_feedforward, dropout=dropout, activation=activation,
                         batch_first=True, norm_first=norm_first, dtype=dtype, rng=g)
 
-        self.src_embed = Embedding(src_vocab_size, C, padding_idx=pad_idx, dtype=dtype, rng=g)
-        self.tgt_embed = Embedding(tgt_vocab_size, C, padding_idx=pad_idx, dtype=dtype, rng=g)
+        self.src_embed = Embedding(src_vocab_size, C, padding_idx=self.pad_idx, dtype=dtype, rng=g)
+        self.tgt_embed = Embedding(tgt_vocab_size, C, padding_idx=self.pad_idx, dtype=dtype, rng=g)
         for emb in (self.src_embed, self.tgt_embed):
             emb.weight.data = init.normal(emb.weight.shape, C ** -0.5, dtype, g)
-            emb.weight.data[pad_idx] = 0
+            emb.weight.data[self.pad_idx] = 0
         if share_embeddings:
             self.src_embed.weight = self.tgt_embed.weight            # one Parameter, two lookups
         self.src_pos = SinusoidalPositionalEncoding(C, max_len)
@@ -328,8 +371,15 @@ class TransformerSeq2Seq(_Seq2Seq):
     def _embed_backward(self, dx, embed: Embedding, pos: SinusoidalPositionalEncoding, drop: Dropout):
         embed.backward(pos.backward(drop.backward(dx)) * math.sqrt(self.d_model))
 
+    def _check_length(self, name: str, length: int, what: str = "sequence length") -> None:
+        if length > self.max_len:
+            raise ValueError(f"{name}: {what} {length} exceeds max_len={self.max_len} of TransformerSeq2Seq "
+                             f"(its positional encodings); shorten the input or construct the model with a "
+                             f"larger max_len")
+
     def _run_encoder(self, src):
         pad, _ = self._check_src(src)
+        self._check_length("src", src.shape[1])
         memory = self.encoder(self._embed(src, self.src_embed, self.src_pos, self.src_dropout),
                               src_key_padding_mask=pad)                  # (B,S,C)
         return memory, pad
@@ -347,13 +397,14 @@ class TransformerSeq2Seq(_Seq2Seq):
     def forward(self, src, tgt_in):
         memory, pad = self._run_encoder(src)
         self._check_tgt(tgt_in, src.shape[0])
+        self._check_length("tgt_in", tgt_in.shape[1])
         logits, head = self._run_decoder(tgt_in, memory, pad)
-        self._cache = _TransformerCache(head, tuple(tgt_in.shape) + (self.d_model,))
+        self._cache = _TransformerCache(head, tuple(tgt_in.shape) + (self.d_model,), logits.dtype)
         return logits
 
     def backward(self, dlogits):
-        head, (B, T, C) = self._need_cache(self._cache)
-        check_shape("dlogits", dlogits, (B, T, self.tgt_vocab_size))
+        head, (B, T, C), dtype = self._need_cache(self._cache)
+        check_grad("dlogits", dlogits, (B, T, self.tgt_vocab_size), dtype)
         dh, dW, db = linear_backward(dlogits.reshape(B * T, -1), head)   # logits = h W_out^T + b   (N,C)
         dh = dh.reshape(B, T, C)
         self.output_weight.accumulate(dW)                                # tied: adds to tgt_embed's grad
@@ -371,12 +422,18 @@ class TransformerSeq2Seq(_Seq2Seq):
         return TransformerState(memory, pad, get_backend().xp.zeros((src.shape[0], 0), dtype=src.dtype))
 
     def decode_step(self, state: TransformerState, tokens):
+        """tokens (N,) -> logits (N, V) for the next token, and the advanced state."""
+        self._check_state(state, TransformerState)
+        self._check_tokens(tokens, state.prefix.shape[0])
+        self._check_length("tokens", state.prefix.shape[1] + 1, "this step makes the prefix length")
         xp = array_module(("tokens", tokens))
         prefix = xp.concatenate([state.prefix, tokens[:, None].astype(state.prefix.dtype)], axis=1)   # (N,t+1)
         logits, _ = self._run_decoder(prefix, state.memory, state.pad)  # (N,t+1,V)
         return logits[:, -1], state._replace(prefix=prefix)
 
     def reorder_state(self, state: TransformerState, rows) -> TransformerState:
+        self._check_state(state, TransformerState)
+        self._check_rows(rows, state.prefix.shape[0])
         return TransformerState(state.memory[rows], state.pad[rows], state.prefix[rows])
 
     def attention_map(self, src, tgt_in):
@@ -406,11 +463,33 @@ def length_penalty(length: int, method: str = "gnmt", alpha: float = 0.6) -> flo
     alpha = 1: nearly per-token); ``"average"``: ``length`` (mean log-probability per token);
     ``"none"``: 1. ``length`` counts the generated tokens including ``<eos>``.
     """
+    check_choice("method", method, LENGTH_NORMS)
+    check_positive_int("length", length)
+    _check_alpha(alpha)
     if method == "gnmt":
         return ((5.0 + length) / 6.0) ** alpha
     if method == "average":
         return float(length)
     return 1.0
+
+
+def _check_alpha(alpha) -> float:
+    ok = isinstance(alpha, (int, float, np.integer, np.floating)) and not isinstance(alpha, (bool, np.bool_))
+    if not ok or not (math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"alpha: expected a finite number >= 0 (0: no length normalisation), got {alpha!r}")
+    return float(alpha)
+
+
+def _check_decoding(model, max_len) -> int:
+    """The model is a seq2seq model, and max_len decoding steps fit in its positions."""
+    if not isinstance(model, _Seq2Seq):
+        raise TypeError(f"model: expected an LSTMSeq2Seq or TransformerSeq2Seq, got {type(model).__name__}")
+    max_len = check_positive_int("max_len", max_len)
+    if isinstance(model, TransformerSeq2Seq) and max_len > model.max_len:
+        raise ValueError(f"max_len: decoding up to {max_len} tokens needs {max_len} target positions, but the "
+                         f"model was built with max_len={model.max_len}; pass max_len <= {model.max_len} "
+                         f"(or construct TransformerSeq2Seq with a larger max_len)")
+    return max_len
 
 
 def _next_log_probs(model: _Seq2Seq, logits):
@@ -431,7 +510,7 @@ def greedy_decode(model: _Seq2Seq, src, max_len: int = 50) -> list[list[int]]:
     src (B, S) -> B lists of token ids (no ``<bos>``/``<eos>``). Runs in eval mode. A sentence
     that has produced ``<eos>`` leaves the batch, so the remaining steps cost less.
     """
-    check_positive_int("max_len", max_len)
+    max_len = _check_decoding(model, max_len)
     xp = array_module(("src", src))
     out: list[list[int]] = [[] for _ in range(src.shape[0])]
     active = np.arange(src.shape[0])                            # sentences still decoding: the state's rows
@@ -471,9 +550,10 @@ def beam_search(model: _Seq2Seq, src, beam_size: int = 4, max_len: int = 50, len
 
     src (B, S) -> B lists of token ids (no ``<bos>``/``<eos>``). Runs in eval mode.
     """
+    max_len = _check_decoding(model, max_len)
     K = check_positive_int("beam_size", beam_size)
-    check_positive_int("max_len", max_len)
     check_choice("length_norm", length_norm, LENGTH_NORMS)
+    _check_alpha(alpha)
     xp = array_module(("src", src))
     B, eos = src.shape[0], model.eos_idx
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(B)]   # (normalised score, tokens)
