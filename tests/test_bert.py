@@ -322,6 +322,68 @@ def test_bad_input_errors(rng):
         mean_pooling(np.zeros((2, 5, 8)), np.ones((2, 6), np.int64))
 
 
+def _run(model, ids=np.array([[1, 2, 3, 4], [5, 6, 7, 0]])):
+    model(ids)
+    return model
+
+
+@pytest.mark.parametrize("make, call, error, match", [
+    # BERT: dhidden (2, 4, 8) and dpooled (2, 8) against the forward's shape and dtype
+    (lambda: _run(BERT(tiny())), lambda m: m.backward(np.ones((2, 4, 8), int)), TypeError,
+     r"dhidden: expected a floating-point array .* got int64"),
+    (lambda: _run(BERT(tiny())), lambda m: m.backward(np.zeros((2, 4, 8), np.float64)), TypeError,
+     r"dhidden: expected dtype float32 \(the forward's output\), got float64"),
+    (lambda: _run(BERT(tiny())), lambda m: m.backward(None, np.zeros((2, 8), np.float64)), TypeError,
+     r"dpooled: expected dtype float32 \(the forward's output\), got float64"),
+    (lambda: _run(BERT(tiny())), lambda m: m.backward(None, np.zeros((2, 7), np.float32)), ValueError,
+     r"dpooled: expected shape \(2, 8\), got shape \(2, 7\)"),
+    # heads: dlogits, named as the head's own argument
+    (lambda: _run(BertForMaskedLM(tiny())), lambda m: m.backward(np.zeros((2, 4, 12), np.float32)), ValueError,
+     r"dlogits: expected shape \(2, 4, 13\), got shape \(2, 4, 12\)"),
+    (lambda: _run(BertForMaskedLM(tiny())), lambda m: m.backward(np.zeros((2, 4, 13), np.float64)), TypeError,
+     r"dlogits: expected dtype float32 \(the forward's output\), got float64"),
+    (lambda: _run(BertForMaskedLM(tiny())), lambda m: m.cls.predictions.backward(np.zeros((2, 4, 12), np.float32)),
+     ValueError, r"dlogits: expected shape \(2, 4, 13\), got shape \(2, 4, 12\)"),
+    (lambda: _run(BertForSequenceClassification(tiny())), lambda m: m.backward(np.zeros((2, 2), np.float32)),
+     ValueError, r"dlogits: expected shape \(2, 3\), got shape \(2, 2\)"),
+    (lambda: _run(BertForSequenceClassification(tiny())), lambda m: m.backward(np.zeros((2, 4, 3), np.float32)),
+     ValueError, r"dlogits: expected shape \(2, 3\), got shape \(2, 4, 3\)"),
+    (lambda: _run(BertForSequenceClassification(tiny())), lambda m: m.backward(None), TypeError,
+     r"dlogits: expected a floating-point array .* got NoneType"),
+    (lambda: _run(BertForTokenClassification(tiny())), lambda m: m.backward(np.zeros((2, 3), np.float32)),
+     ValueError, r"dlogits: expected shape \(2, 4, 3\), got shape \(2, 3\)"),
+    (lambda: _run(BertForTokenClassification(tiny())), lambda m: m.backward(np.ones((2, 4, 3), int)),
+     TypeError, r"dlogits: expected a floating-point array .* got int64"),
+    (lambda: BertForTokenClassification(tiny()), lambda m: m.backward(np.zeros((2, 4, 3), np.float32)),
+     RuntimeError, r"BertForTokenClassification.backward called before forward"),
+    (lambda: _run(BertForQuestionAnswering(tiny())), lambda m: m.backward((np.zeros((2, 5), np.float32), None)),
+     ValueError, r"dstart_logits: expected shape \(2, 4\), got shape \(2, 5\)"),
+    (lambda: _run(BertForQuestionAnswering(tiny())), lambda m: m.backward((None, np.zeros((2, 4), np.float64))),
+     TypeError, r"dend_logits: expected dtype float32 \(the forward's output\), got float64"),
+    # constructors and configs
+    (lambda: None, lambda m: BERT(None), TypeError, r"config: expected a BertConfig, got NoneType"),
+    (lambda: None, lambda m: BERT({"vocab_size": 13}), TypeError,
+     r"config: expected a BertConfig, got dict \(build one with BertConfig\(\*\*d\)\)"),
+    (lambda: None, lambda m: BertForMaskedLM(None), TypeError, r"config: expected a BertConfig, got NoneType"),
+    (lambda: None, lambda m: BertForSequenceClassification(None), TypeError, r"config: expected a BertConfig"),
+    (lambda: None, lambda m: BertForQuestionAnswering("cfg"), TypeError, r"config: expected a BertConfig, got str"),
+    (lambda: None, lambda m: BERT(tiny(), add_pooling_layer="no"), TypeError, r"add_pooling_layer: expected a bool"),
+    (lambda: None, lambda m: tiny(layer_norm_eps=-1.0), ValueError, r"layer_norm_eps: expected a finite number > 0, got -1.0"),
+    (lambda: None, lambda m: tiny(layer_norm_eps=0), ValueError, r"layer_norm_eps: expected a finite number > 0, got 0"),
+    (lambda: None, lambda m: tiny(initializer_range=-0.02), ValueError,
+     r"initializer_range: expected a finite number >= 0 .* got -0.02"),
+    (lambda: None, lambda m: tiny(initializer_range=float("nan")), ValueError, r"initializer_range: .* got nan"),
+    (lambda: None, lambda m: sentence_embeddings(None, np.array([[1, 2]])), TypeError,
+     r"model: expected a BERT \(BertModel\), got NoneType"),
+    (lambda: None, lambda m: sentence_embeddings(BertForMaskedLM(tiny()), np.array([[1, 2]])), TypeError,
+     r"model: expected a BERT \(BertModel\), got BertForMaskedLM \(pass its encoder, head.bert\)"),
+])
+def test_bad_input_table(make, call, error, match):
+    model = make()
+    with pytest.raises(error, match=match):
+        call(model)
+
+
 # ---------------------------------------------------------------- checkpoints (no transformers needed)
 
 @pytest.mark.parametrize("cls", [BERT, BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification,

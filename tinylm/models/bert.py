@@ -35,13 +35,14 @@ Tests: tests/test_bert.py (gradient checks, errors, the MiniLM checkpoint), test
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
-from tinylm._checks import (check_choice, check_float, check_index_range, check_int, check_positive_int,
-                            check_probability, check_shape)
+from tinylm._checks import (check_choice, check_flag, check_float, check_grad, check_index_range, check_int,
+                            check_positive_int, check_probability, check_shape)
 from tinylm.backend import array_module, to_numpy
 from tinylm.nn import init
 from tinylm.nn.activation import GELU, ReLU, Tanh
@@ -107,11 +108,26 @@ class BertConfig:
         if isinstance(self.pad_token_id, bool) or not isinstance(self.pad_token_id, int) \
                 or not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"pad_token_id: expected an int in [0, {self.vocab_size}), got {self.pad_token_id!r}")
+        _check_real("layer_norm_eps", self.layer_norm_eps, "> 0", lambda v: v > 0)
+        _check_real("initializer_range", self.initializer_range, ">= 0 (the std of the initial weights)",
+                    lambda v: v >= 0)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("extra")
         return d
+
+
+def _check_real(name: str, v, what: str, ok) -> None:
+    real = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+    if not (real and math.isfinite(v) and ok(v)):
+        raise ValueError(f"{name}: expected a finite number {what}, got {v!r}")
+
+
+def _check_config(config) -> None:
+    if not isinstance(config, BertConfig):
+        hint = " (build one with BertConfig(**d))" if isinstance(config, dict) else ""
+        raise TypeError(f"config: expected a BertConfig, got {type(config).__name__}{hint}")
 
 
 def _activation(name: str) -> Module:
@@ -405,13 +421,15 @@ class BERT(Module):
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True, rng=None):
         super().__init__()
+        _check_config(config)
+        add_pooling_layer = check_flag("add_pooling_layer", add_pooling_layer)
         rng = _generator(rng)
         self.config = config
         self.embeddings = BertEmbeddings(config, rng)
         self.encoder = BertEncoder(config, rng)
         self.pooler = BertPooler(config, rng) if add_pooling_layer else None
         self.pooler_output = None
-        self._shape = None
+        self._shape = self._dtype = None
         _init_bert_weights(self, config, rng)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
@@ -420,7 +438,7 @@ class BERT(Module):
         x = self.embeddings(input_ids, token_type_ids)                     # (B,T) -> (B,T,C)
         hidden = self.encoder(x, key_padding_mask)                         # (B,T,C)
         self.pooler_output = None if self.pooler is None else self.pooler(hidden)   # (B,C)
-        self._shape = tuple(hidden.shape)
+        self._shape, self._dtype = tuple(hidden.shape), hidden.dtype
         return hidden
 
     def backward(self, dhidden, dpooled=None):
@@ -428,11 +446,11 @@ class BERT(Module):
         if dhidden is None and dpooled is None:
             raise ValueError("backward: pass dhidden (B, T, C), dpooled (B, C), or both")
         if dhidden is not None:
-            check_shape("dhidden", dhidden, shape)
+            check_grad("dhidden", dhidden, shape, self._dtype)
         if dpooled is not None:
             if self.pooler is None:
                 raise ValueError("dpooled: this model has no pooler (add_pooling_layer=False)")
-            check_shape("dpooled", dpooled, (shape[0], shape[2]))
+            check_grad("dpooled", dpooled, (shape[0], shape[2]), self._dtype)
             dfrom_pool = self.pooler.backward(dpooled)                     # pooled = pooler(hidden)
             dhidden = dfrom_pool if dhidden is None else dhidden + dfrom_pool
         dx = self.encoder.backward(dhidden)                                # hidden = encoder(x)
@@ -483,6 +501,15 @@ class _Head(Module):
     def _encode(self, input_ids, attention_mask, token_type_ids):
         return self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
 
+    def _remember(self, logits):
+        """Record the shape and dtype of the forward's logits, which backward's dlogits must match."""
+        self._out = (tuple(logits.shape), logits.dtype)
+        return logits
+
+    def _check_dlogits(self, dlogits, name: str = "dlogits"):
+        shape, dtype = self._need_cache(getattr(self, "_out", None))
+        check_grad(name, dlogits, shape, dtype)
+
 
 class BertPredictionHeadTransform(Module):
     """``LayerNorm(act(dense(hidden)))``, C -> C: the MLM head's first step."""
@@ -502,6 +529,8 @@ class BertPredictionHeadTransform(Module):
 
 class _PredictionCache(NamedTuple):
     decoder: object    # LinearCache of logits = u E^T + bias: holds u (for dE) and E (for du)
+    shape: tuple       # (B, T, V) of the logits: what dlogits must be
+    dtype: object      # the logits' dtype
 
 
 class BertLMPredictionHead(Module):
@@ -527,11 +556,12 @@ class BertLMPredictionHead(Module):
     def forward(self, hidden):
         u = self.transform(hidden)                                         # (B,T,C)
         logits, lin = linear_forward(u, self.decoder_weight.data, self.bias.data)   # (B,T,C) @ (C,V) -> (B,T,V)
-        self._cache = _PredictionCache(lin)
+        self._cache = _PredictionCache(lin, tuple(logits.shape), logits.dtype)
         return logits
 
     def backward(self, dlogits):
         cache = self._need_cache(self._cache)
+        check_grad("dlogits", dlogits, cache.shape, cache.dtype)
         du, dE, dbias = linear_backward(dlogits, cache.decoder)            # logits = u E^T + bias
         self.decoder_weight.accumulate(dE)                                 # tied: adds to the embedding's grad
         self.bias.accumulate(dbias)
@@ -557,6 +587,7 @@ class BertForMaskedLM(_Head):
 
     def __init__(self, config: BertConfig, rng=None):
         super().__init__()
+        _check_config(config)
         rng = _generator(rng)
         self.config = config
         self.bert = BERT(config, add_pooling_layer=False, rng=rng)
@@ -565,9 +596,10 @@ class BertForMaskedLM(_Head):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         hidden = self._encode(input_ids, attention_mask, token_type_ids)   # (B,T,C)
-        return self.cls.predictions(hidden)                                # (B,T,V)
+        return self._remember(self.cls.predictions(hidden))                # (B,T,V)
 
     def backward(self, dlogits):
+        self._check_dlogits(dlogits)
         self.bert.backward(self.cls.predictions.backward(dlogits))
         return None
 
@@ -580,6 +612,7 @@ class _ClassifierHead(_Head):
 
     def __init__(self, config: BertConfig, rng=None):
         super().__init__()
+        _check_config(config)
         rng = _generator(rng)
         self.config = config
         self.num_labels = config.num_labels
@@ -601,9 +634,10 @@ class BertForSequenceClassification(_ClassifierHead):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         self._encode(input_ids, attention_mask, token_type_ids)
-        return self.classifier(self.dropout(self.bert.pooler_output))      # (B,C) -> (B,num_labels)
+        return self._remember(self.classifier(self.dropout(self.bert.pooler_output)))   # (B,C) -> (B,num_labels)
 
     def backward(self, dlogits):
+        self._check_dlogits(dlogits)
         dpooled = self.dropout.backward(self.classifier.backward(dlogits))  # logits = W dropout(pooled) + b
         self.bert.backward(None, dpooled)
         return None
@@ -621,9 +655,10 @@ class BertForTokenClassification(_ClassifierHead):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         hidden = self._encode(input_ids, attention_mask, token_type_ids)   # (B,T,C)
-        return self.classifier(self.dropout(hidden))                       # (B,T,C) -> (B,T,num_labels)
+        return self._remember(self.classifier(self.dropout(hidden)))       # (B,T,C) -> (B,T,num_labels)
 
     def backward(self, dlogits):
+        self._check_dlogits(dlogits)
         self.bert.backward(self.dropout.backward(self.classifier.backward(dlogits)))
         return None
 
@@ -638,6 +673,7 @@ class BertForQuestionAnswering(_Head):
 
     def __init__(self, config: BertConfig, rng=None):
         super().__init__()
+        _check_config(config)
         rng = _generator(rng)
         self.config = config
         self.bert = BERT(config, add_pooling_layer=False, rng=rng)
@@ -647,6 +683,7 @@ class BertForQuestionAnswering(_Head):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         hidden = self._encode(input_ids, attention_mask, token_type_ids)   # (B,T,C)
         logits = self.qa_outputs(hidden)                                   # (B,T,C) -> (B,T,2)
+        self._remember(logits[..., 0])                                     # what each of the pair must be
         return logits[..., 0], logits[..., 1]                              # 2 x (B,T)
 
     def backward(self, dlogits):
@@ -656,6 +693,9 @@ class BertForQuestionAnswering(_Head):
         dstart, dend = dlogits
         if dstart is None and dend is None:
             raise ValueError("dlogits: at least one of dstart_logits, dend_logits must be given")
+        for name, g in (("dstart_logits", dstart), ("dend_logits", dend)):
+            if g is not None:
+                self._check_dlogits(g, name)
         like = dstart if dstart is not None else dend
         xp = array_module(("dstart_logits", dstart), ("dend_logits", dend))
         zero = xp.zeros_like(like)
@@ -715,6 +755,10 @@ def sentence_embeddings(model: BERT, input_ids, attention_mask=None, token_type_
 
     Shapes: input_ids, attention_mask, token_type_ids (B, T) -> (B, C).
     """
+    if not isinstance(model, BERT):
+        hint = " (pass its encoder, head.bert)" if isinstance(model, _Head) else ""
+        raise TypeError(f"model: expected a BERT (BertModel), got {type(model).__name__}{hint}")
+    normalize = check_flag("normalize", normalize)
     was_training = model.training
     model.eval()
     try:
