@@ -10,6 +10,7 @@ from tinylm.nn.dropout import Dropout
 from tinylm.nn.embedding import Embedding
 from tinylm.nn.linear import Linear
 from tinylm.nn.normalization import LayerNorm
+from tinylm.nn.module import Parameter
 
 
 class _FixedMaskDropout(Dropout):
@@ -126,3 +127,54 @@ def test_gradient_stopped_midway_is_a_clear_error():
     model[1](np.array([0, 1]))                               # run the part that can run
     with pytest.raises(RuntimeError, match=r"module '1' returned no input gradient, so module '0' before it"):
         model.backward(np.ones((2, 2), np.float32))
+
+
+def test_sequential_backward_checks_dout_against_its_output(rng):
+    seq = Sequential(Linear(3, 4), Linear(4, 2))
+    seq(rng.standard_normal((4, 3)).astype(np.float32))
+    with pytest.raises(TypeError, match=r"dout: expected a floating-point array .*got NoneType"):
+        seq.backward(None)
+    with pytest.raises(ValueError, match=r"dout: expected shape \(4, 2\), got shape \(4, 3\)"):
+        seq.backward(np.ones((4, 3), np.float32))
+    with pytest.raises(TypeError, match=r"dout: expected dtype float32 \(the forward's output\), got float64"):
+        seq.backward(np.ones((4, 2)))
+
+
+# --- Module and Parameter: arrays in, float dtypes, named errors --------------------------------
+
+@pytest.mark.parametrize("bad, err, match", [
+    (lambda m: Parameter([1.0, 2.0]), TypeError, r"data: expected a floating-point array .*got list"),
+    (lambda m: Parameter(None), TypeError, r"data: expected a floating-point array .*got NoneType"),
+    (lambda m: Parameter(np.ones(3, int)), TypeError, r"data: expected a floating-point array .*got int64"),
+    (lambda m: Parameter(np.ones(3), requires_grad="yes"), TypeError, r"requires_grad: expected a bool, got 'yes'"),
+    (lambda m: m.weight.accumulate(None), TypeError,
+     r"accumulate: g: expected a floating-point gradient array for Parameter\(shape=\(3, 2\).*got NoneType"),
+    (lambda m: m.weight.accumulate(np.ones((3, 2), int)), TypeError, r"accumulate: g: .*got int64"),
+    (lambda m: m.weight.accumulate(np.ones((2, 3), np.float32)), ValueError,
+     r"accumulate: g: expected the shape of Parameter\(shape=\(3, 2\), dtype=float32.*got shape \(2, 3\)"),
+    (lambda m: m.load_state_dict(None), TypeError, r"state: expected a mapping \{name: array\} .*got NoneType"),
+    (lambda m: m.load_state_dict([("weight", np.ones((3, 2)))]), TypeError, r"state: expected a mapping .*got list"),
+    (lambda m: m.load_state_dict({"weight": np.ones((3, 2)).tolist(), "bias": np.ones(3)}), TypeError,
+     r"state\['weight'\]: expected a floating-point array, got list"),
+    (lambda m: m.load_state_dict({"weight": np.ones((3, 2), int), "bias": np.ones(3)}), TypeError,
+     r"state\['weight'\]: expected a floating-point array, got int64"),
+    (lambda m: m.load_state_dict(m.state_dict(), strict="no"), TypeError, r"strict: expected a bool, got 'no'"),
+    (lambda m: m.to(np.int32), TypeError, r"dtype: expected a floating dtype \(float32 or float64\), got int32"),
+    (lambda m: m.to("float33"), TypeError, r"dtype: expected a floating dtype .*got 'float33'"),
+    (lambda m: m.train("no"), TypeError, r"mode: expected a bool, got 'no'"),
+    (lambda m: m.requires_grad_(0), TypeError, r"flag: expected a bool, got 0"),
+])
+def test_module_and_parameter_bad_input(bad, err, match):
+    m = Linear(2, 3)
+    before = {n: p.copy() for n, p in m.state_dict().items()}
+    with pytest.raises(err, match=match):
+        bad(m)
+    for n, p in m.state_dict().items():                      # nothing changed on the way to the error
+        np.testing.assert_array_equal(p, before[n])
+        assert p.dtype == np.float32
+
+
+def test_load_state_dict_still_casts_between_float_dtypes():
+    m = Linear(2, 3)
+    m.load_state_dict({"weight": np.ones((3, 2)), "bias": np.zeros(3)})      # float64 into float32
+    assert m.weight.data.dtype == np.float32 and m.weight.data[0, 0] == 1.0

@@ -10,6 +10,7 @@ Shapes are given as tuples of symbols, ints or ``None`` (any size)::
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -17,7 +18,8 @@ import numpy as np
 from tinylm.backend import to_numpy
 
 __all__ = ["check_shape", "check_float", "check_int", "check_index_range", "check_positive_int",
-           "check_probability", "check_choice", "check_lengths", "check_flag", "check_grad"]
+           "check_probability", "check_choice", "check_lengths", "check_flag", "check_grad",
+           "check_positive_float", "check_float_dtype"]
 
 
 def _fmt(spec: Sequence[Any]) -> str:
@@ -94,6 +96,27 @@ def check_positive_int(name: str, v: Any) -> int:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
         raise ValueError(f"{name}: expected a positive int, got {v!r}")
     return int(v)
+
+
+def check_positive_float(name: str, v: Any) -> float:
+    """``v`` must be a finite real number > 0 (an ``eps``; NumPy scalars count); returned as float."""
+    real = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+    if not (real and math.isfinite(v) and v > 0):
+        raise ValueError(f"{name}: expected a positive float, got {v!r}")
+    return float(v)
+
+
+def check_float_dtype(name: str, dtype: Any) -> np.dtype:
+    """``dtype`` must name a floating-point dtype (``np.float32``, ``"float64"``, ...); returned as ``np.dtype``.
+    Parameters and activations are float: an int dtype would truncate every update to zero."""
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):
+        dt = None
+    if dt is None or dtype is None or dt.kind != "f":
+        got = repr(dtype) if dt is None or dtype is None else str(dt)
+        raise TypeError(f"{name}: expected a floating dtype (float32 or float64), got {got}")
+    return dt
 
 
 def check_flag(name: str, v: Any) -> bool:

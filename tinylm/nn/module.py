@@ -15,10 +15,12 @@ PyTorch ``state_dict`` converted to NumPy arrays loads with :meth:`Module.load_s
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any, Iterator
 
 import numpy as np
 
+from tinylm._checks import check_flag, check_float, check_float_dtype
 from tinylm.backend import get_backend, to_numpy
 
 __all__ = ["Parameter", "Module"]
@@ -31,9 +33,10 @@ class Parameter:
     __slots__ = ("data", "grad", "requires_grad", "__weakref__")
 
     def __init__(self, data, requires_grad: bool = True):
+        check_float("data", data)          # an array: a list has no dtype, an int one truncates every update
         self.data = data
         self.grad = None
-        self.requires_grad = requires_grad
+        self.requires_grad = check_flag("requires_grad", requires_grad)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -44,11 +47,15 @@ class Parameter:
         return self.data.dtype
 
     def accumulate(self, g) -> None:
-        """``grad += g`` (allocating on first use); a no-op for frozen parameters."""
-        if not self.requires_grad or g is None:
+        """``grad += g`` (allocating on first use); a no-op for frozen parameters.
+        ``g``: a float array of exactly the parameter's shape (cast to its dtype)."""
+        if not self.requires_grad:
             return
+        if g is None or getattr(g, "dtype", None) is None or g.dtype.kind != "f":
+            got = type(g).__name__ if getattr(g, "dtype", None) is None else g.dtype
+            raise TypeError(f"accumulate: g: expected a floating-point gradient array for {self!r}, got {got}")
         if g.shape != self.data.shape:
-            raise ValueError(f"gradient of shape {tuple(g.shape)} for a parameter of shape {self.shape}")
+            raise ValueError(f"accumulate: g: expected the shape of {self!r}, got shape {tuple(g.shape)}")
         if self.grad is None:
             self.grad = g.astype(self.data.dtype, copy=True)
         else:
@@ -143,6 +150,15 @@ class Module:
         raises a ``KeyError``/``ValueError`` that lists them; nothing is changed in that case.
         Returns ``(missing, unexpected)``.
         """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state: expected a mapping {{name: array}} (e.g. from state_dict() or "
+                            f"tinylm.io.load), got {type(state).__name__}")
+        strict = check_flag("strict", strict)
+        for n, v in state.items():
+            dt = getattr(v, "dtype", None)
+            if dt is None or not hasattr(v, "shape") or dt.kind != "f":
+                raise TypeError(f"state[{n!r}]: expected a floating-point array, got "
+                                f"{type(v).__name__ if dt is None else dt}")
         own = dict(self.named_parameters())
         missing = [n for n in own if n not in state]
         unexpected = [n for n in state if n not in own]
@@ -164,6 +180,7 @@ class Module:
             p.grad = None
 
     def train(self, mode: bool = True) -> Module:
+        mode = check_flag("mode", mode)
         for _, m in self.named_modules():
             object.__setattr__(m, "training", mode)
         return self
@@ -173,12 +190,14 @@ class Module:
 
     def requires_grad_(self, flag: bool = True) -> Module:
         """Freeze (``False``) or unfreeze every parameter; gradients still flow through."""
+        flag = check_flag("flag", flag)
         for p in self.parameters():
             p.requires_grad = flag
         return self
 
     def to(self, dtype) -> Module:
-        """Cast every parameter (and gradient) to ``dtype``, in place; e.g. float64 for gradcheck."""
+        """Cast every parameter (and gradient) to ``dtype`` (a float dtype), in place; e.g. float64 for gradcheck."""
+        dtype = check_float_dtype("dtype", dtype)
         for p in self.parameters():
             p.data = p.data.astype(dtype)
             if p.grad is not None:
