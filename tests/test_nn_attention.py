@@ -198,6 +198,17 @@ def test_mha_bad_construction_and_backward(rng):
     m(q, k, v)
     with pytest.raises(ValueError, match=r"dout: expected shape \(3, 2, 4\), got shape \(2, 3, 4\)"):
         m.backward(np.zeros((2, 3, 4)))
+    with pytest.raises(TypeError, match=r"dout: expected dtype float64 \(the forward's output\), got float32"):
+        m.backward(np.zeros((3, 2, 4), np.float32))
+    with pytest.raises(TypeError, match=r"dout: expected a floating-point array .*got int64"):
+        m.backward(np.zeros((3, 2, 4), int))
+    with pytest.raises(TypeError, match=r"batch_first: expected a bool, got 'yes'"):
+        MultiheadAttention(4, 2, batch_first="yes")
+    with pytest.raises(TypeError, match=r"rng: expected None, a non-negative int .*got 'x'"):
+        MultiheadAttention(4, 2, rng="x")
+    for flag in ("is_causal", "need_weights", "average_attn_weights"):
+        with pytest.raises(TypeError, match=rf"{flag}: expected a bool, got 'no'"):
+            m(q, k, v, **{flag: "no"})
 
 
 # --- positional encodings ---

@@ -271,3 +271,41 @@ def test_bad_input_messages_cells_and_config(rng):
         m.backward(np.zeros((4, 2, 2), np.float32))
     with pytest.raises(ValueError, match=r"dh_n: expected shape \(1, 2, 2\)"):
         m.backward(y, np.zeros((2, 2), np.float32))
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: LSTM(3, 4, bidirectional="yes"), r"bidirectional: expected a bool, got 'yes'"),
+    (lambda: LSTM(3, 4, batch_first=1.5), r"batch_first: expected a bool, got 1.5"),
+    (lambda: GRU(3, 4, bias=None), r"bias: expected a bool, got None"),
+    (lambda: LSTMCell(3, 4, bias="no"), r"bias: expected a bool, got 'no'"),
+    (lambda: RNN(3, 4, rng="abc"), r"rng: expected None, a non-negative int .*got 'abc'"),
+    (lambda: RNN(3, 4, dtype=np.int32), r"dtype: expected a floating dtype .*got int32"),
+])
+def test_bad_flags_and_dtype(make, match):
+    with pytest.raises(TypeError, match=match):
+        make()
+
+
+def test_backward_checks_the_upstream_gradients_dtype(rng):
+    m = RNN(3, 4)
+    y, h_n = m(rng.standard_normal((4, 2, 3)).astype(np.float32))
+    with pytest.raises(TypeError, match=r"doutput: expected a floating-point array .*got int64"):
+        m.backward(np.ones((4, 2, 4), int))
+    with pytest.raises(TypeError, match=r"doutput: expected dtype float32 \(the forward's output\), got float64"):
+        m.backward(y.astype(np.float64))
+    with pytest.raises(TypeError, match=r"dh_n: expected dtype float32 \(the forward's output\), got float64"):
+        m.backward(y, h_n.astype(np.float64))
+    with pytest.raises(TypeError, match=r"doutput: a tuple must be shaped like the output, \(doutput, dh_n\), "
+                                        r"got a tuple of 3"):
+        m.backward((y, h_n, h_n))
+    lstm = LSTM(3, 4)
+    out, (h, c) = lstm(rng.standard_normal((4, 2, 3)).astype(np.float32))
+    with pytest.raises(TypeError, match=r"doutput: a tuple must be shaped like the output, "
+                                        r"\(doutput, \(dh_n, dc_n\)\)"):
+        lstm.backward((out, h))
+    cell = LSTMCell(3, 4)
+    h, c = cell(rng.standard_normal((2, 3)).astype(np.float32))
+    with pytest.raises(TypeError, match=r"dh: a tuple must be shaped like the output, \(dh', dc'\), got a tuple of 3"):
+        cell.backward((h, c, c))
+    with pytest.raises(TypeError, match=r"dh': expected a floating-point array .*got int64"):
+        cell.backward(np.ones((2, 4), int))

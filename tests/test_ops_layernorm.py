@@ -80,6 +80,12 @@ def test_matches_textbook_formula(rng):
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
 
 
+def test_numpy_eps_is_accepted():
+    m = LayerNorm(3, eps=np.float32(1e-5))
+    assert type(m.eps) is float
+    m(np.ones((2, 3), np.float32))
+
+
 def test_backward_before_forward_is_an_error():
     with pytest.raises(RuntimeError, match="before forward"):
         LayerNorm(3).backward(np.zeros((1, 3), np.float32))
@@ -129,6 +135,13 @@ def test_shapes_and_dtypes_preserved(shape, dtype, affine):
     (lambda x, w, b: LayerNorm(5, elementwise_affine=False)(x), ValueError, r"x: expected shape \(\.\.\., 5\)"),
     (lambda x, w, b: LayerNorm((4, 5)), ValueError, r"normalized_shape: expected an int C or a 1-tuple"),
     (lambda x, w, b: LayerNorm(0), ValueError, r"normalized_shape: expected a positive int, got 0"),
+    # constructor arguments are checked at construction, not at the first forward
+    (lambda x, w, b: LayerNorm(4, eps=-1.0), ValueError, r"eps: expected a positive float, got -1.0"),
+    (lambda x, w, b: LayerNorm(4, eps=0), ValueError, r"eps: expected a positive float, got 0"),
+    (lambda x, w, b: LayerNorm(4, eps=float("nan")), ValueError, r"eps: expected a positive float, got nan"),
+    (lambda x, w, b: LayerNorm(4, dtype=np.int64), TypeError, r"dtype: expected a floating dtype .*got int64"),
+    (lambda x, w, b: LayerNorm(4, elementwise_affine="yes"), TypeError, r"elementwise_affine: expected a bool"),
+    (lambda x, w, b: layernorm_forward(x, eps=np.inf), ValueError, r"eps: expected a positive float, got inf"),
     (lambda x, w, b: layernorm_backward(np.ones((2, 4), int), layernorm_forward(x)[1]), TypeError,
      r"dy: expected a floating-point array .*got int64"),
     (lambda x, w, b: layernorm_backward(x.astype(np.float32), layernorm_forward(x, w, b)[1]), TypeError,

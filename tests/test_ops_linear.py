@@ -63,7 +63,8 @@ def test_backward_before_forward_is_an_error():
      r"dy: expected a floating-point array .*got int64"),
     (lambda x, w, b: linear_backward(np.ones((2, 5), np.float32), linear_forward(x, w, b)[1]),
      r"dy: expected dtype float64 \(the forward's output\), got float32"),
-    (lambda x, w, b: linear_backward(None, linear_forward(x, w, b)[1]), r"dy: expected a floating-point array .*got NoneType"),
+    (lambda x, w, b: linear_backward(None, linear_forward(x, w, b)[1]),
+     r"dy: expected a floating-point array .*got NoneType"),
     (lambda x, w, b: linear_backward(np.ones((1, 5)), linear_forward(x, w, b)[1]),
      r"dy: expected shape \(2, 5\), got shape \(1, 5\)"),
     (lambda x, w, b: linear_gelu_backward(np.ones((2, 5), int), linear_gelu_forward(x, w, b)[1]),
@@ -73,7 +74,8 @@ def test_backward_before_forward_is_an_error():
     # matmul: batch dims that do not broadcast are named, not left to NumPy
     (lambda x, w, b: matmul(np.ones((2, 2, 3)), np.ones((3, 3, 2))),
      r"matmul: batch dims of a\(2, 2, 3\) and b\(3, 3, 2\) do not broadcast: \(2,\) vs \(3,\)"),
-    (lambda x, w, b: matmul(np.ones((4, 2, 2, 3)), np.ones((3, 1, 3, 2))), r"matmul: batch dims .*\(4, 2\) vs \(3, 1\)"),
+    (lambda x, w, b: matmul(np.ones((4, 2, 2, 3)), np.ones((3, 1, 3, 2))),
+     r"matmul: batch dims .*\(4, 2\) vs \(3, 1\)"),
 ])
 def test_linear_bad_input(rng, bad, match):
     x, w, b = rng.standard_normal((2, 4)), rng.standard_normal((5, 4)), rng.standard_normal(5)
@@ -156,3 +158,27 @@ def test_matmul_broadcasts_compatible_batch_dims():
     a, b = np.ones((4, 1, 2, 3)), np.ones((5, 3, 2))
     assert matmul(a, b).shape == (4, 5, 2, 2)
     assert matmul(np.ones((2, 3)), np.ones((6, 3, 1))).shape == (6, 2, 1)
+
+
+@pytest.mark.parametrize("make, err, match", [
+    (lambda: tinylm.nn.Linear(2, 3, dtype=np.int32), TypeError,
+     r"dtype: expected a floating dtype \(float32 or float64\), got int32"),
+    (lambda: tinylm.nn.Linear(2, 3, dtype="float33"), TypeError, r"dtype: expected a floating dtype .*got 'float33'"),
+    (lambda: tinylm.nn.LinearGELU(2, 3, dtype=np.int64), TypeError, r"dtype: expected a floating dtype .*got int64"),
+    (lambda: tinylm.nn.Linear(2, 3, rng="abc"), TypeError, r"rng: expected None, a non-negative int .*got 'abc'"),
+    (lambda: tinylm.nn.Linear(2, 3, bias="no"), TypeError, r"bias: expected a bool, got 'no'"),
+])
+def test_linear_bad_construction(make, err, match):
+    with pytest.raises(err, match=match):
+        make()
+
+
+def test_linear_accepts_numpy_int_sizes_and_checks_module_backward_dtype():
+    ids = np.array([0, 3, 1])
+    m = tinylm.nn.Linear(np.int64(2), ids.max() + 1)         # sizes computed with NumPy
+    assert (m.in_features, m.out_features) == (2, 4) and type(m.in_features) is int
+    y = m(np.ones((5, 2), np.float32))
+    with pytest.raises(TypeError, match=r"dy: expected dtype float32 \(the forward's output\), got float64"):
+        m.backward(y.astype(np.float64))
+    with pytest.raises(TypeError, match=r"dy: expected a floating-point array .*got int64"):
+        m.backward(np.ones((5, 4), int))

@@ -284,6 +284,15 @@ def test_module_reduction_none_takes_an_array_dloss(rng):
     (lambda z, t: mse_backward(np.ones((2, 3, 5), int), mse_forward(z, z, "none")[1]), TypeError,
      r"dloss: expected a floating-point array .*got int64"),
     (lambda z, t: mse_backward(None, mse_forward(z, z)[1]), TypeError, r"dloss: expected a floating-point array"),
+    # modules: a reduced loss's dloss is a real number or a 0-d array (None gave all-NaN gradients)
+    (lambda z, t: (c := CrossEntropyLoss(), c(z, t), c.backward(None)), TypeError,
+     r"dloss: expected a real number \(the upstream gradient of the reduced loss\), got None"),
+    (lambda z, t: (c := CrossEntropyLoss(), c(z, t), c.backward("one")), TypeError,
+     r"dloss: expected a real number .*got 'one'"),
+    (lambda z, t: (c := MSELoss(reduction="sum"), c(z, z), c.backward(np.ones(2))), ValueError,
+     r"dloss: expected shape \(\), got shape \(2,\)"),
+    (lambda z, t: BCEWithLogitsLoss(pos_weight=np.ones((2, 2))), ValueError,
+     r"pos_weight: expected shape \(C,\), got shape \(2, 2\)"),
 ])
 def test_bad_input(rng, bad, err, match):
     logits, target = rng.standard_normal((2, 3, 5)), rng.integers(0, 5, (2, 3))

@@ -184,6 +184,17 @@ def test_shapes_dtypes_and_layouts(B, T, S, heads, batch_first, norm_first, dtyp
     (lambda e, d, x, m: d(x, m, memory_key_padding_mask=np.zeros((2, 3), bool)),
      ValueError, r"memory_key_padding_mask: expected shape \(B, S\) with B=2, S=5"),
     (lambda e, d, x, m: d(x, m, tgt_mask=np.zeros((3, 3))), ValueError, r"tgt_mask: general attention masks"),
+    # backward: the upstream gradient is named dout and checked against the output, not an inner layer's dy
+    (lambda e, d, x, m: e.backward(np.ones((2, 3, 5))) if e(x) is not None else None, ValueError,
+     r"dout: expected shape \(2, 3, 4\), got shape \(2, 3, 5\)"),
+    (lambda e, d, x, m: e.backward(None) if e(x) is not None else None, TypeError,
+     r"dout: expected a floating-point array .*got NoneType"),
+    (lambda e, d, x, m: e.backward(np.ones((2, 3, 4), np.float32)) if e(x) is not None else None, TypeError,
+     r"dout: expected dtype float64 \(the forward's output\), got float32"),
+    (lambda e, d, x, m: d.backward(np.ones((2, 5, 4))) if d(x, m) is not None else None, ValueError,
+     r"dout: expected shape \(2, 3, 4\), got shape \(2, 5, 4\)"),
+    (lambda e, d, x, m: d.backward(np.ones((2, 3, 4), int)) if d(x, m) is not None else None, TypeError,
+     r"dout: expected a floating-point array .*got int64"),
 ])
 def test_bad_input(rng, call, err, match):
     enc = TransformerEncoderLayer(4, 2, 6, batch_first=True).double()
@@ -195,8 +206,21 @@ def test_bad_input(rng, call, err, match):
 def test_bad_construction():
     with pytest.raises(ValueError, match=r"activation: expected one of \('relu', 'gelu'\), got 'tanh'"):
         TransformerEncoderLayer(4, 2, activation="tanh")
-    with pytest.raises(ValueError, match="embed_dim must be divisible by num_heads"):
+    with pytest.raises(ValueError, match=r"d_model must be divisible by nhead .*got d_model=6, nhead=4"):
         TransformerDecoderLayer(6, 4)
+    with pytest.raises(ValueError, match=r"d_model must be divisible by nhead .*got d_model=4, nhead=3"):
+        TransformerEncoderLayer(4, 3)
+    with pytest.raises(ValueError, match=r"layer_norm_eps: expected a positive float, got -1"):
+        TransformerEncoderLayer(4, 2, layer_norm_eps=-1)
+    with pytest.raises(TypeError, match=r"batch_first: expected a bool, got 'yes'"):
+        TransformerDecoderLayer(4, 2, batch_first="yes")
+    with pytest.raises(TypeError, match=r"norm_first: expected a bool, got 1"):
+        TransformerEncoderLayer(4, 2, norm_first=1)
+    with pytest.raises(ValueError, match=r"norm: expected a LayerNorm over the layers' d_model=4 features, "
+                                         r"got normalized_shape=\(5,\)"):
+        TransformerEncoder(TransformerEncoderLayer(4, 2, 8), 1, norm=LayerNorm(5))
+    with pytest.raises(ValueError, match=r"norm: expected a LayerNorm over the layers' d_model=4"):
+        TransformerDecoder(TransformerDecoderLayer(4, 2, 8), 1, norm=LayerNorm(3))
     with pytest.raises(ValueError, match="dropout: expected a probability"):
         TransformerEncoderLayer(4, 2, dropout=1.5)
     with pytest.raises(TypeError, match="encoder_layer: expected a TransformerEncoderLayer"):
@@ -205,3 +229,20 @@ def test_bad_construction():
         TransformerDecoder(TransformerDecoderLayer(4, 2), 0)
     with pytest.raises(RuntimeError, match="before forward"):
         TransformerEncoderLayer(4, 2).backward(np.zeros((3, 1, 4), np.float32))
+
+
+@pytest.mark.parametrize("make, call", [
+    (lambda: TransformerEncoder(TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True), 2, norm=LayerNorm(4)),
+     lambda s, x: s(x)),
+    (lambda: TransformerDecoder(TransformerDecoderLayer(4, 2, 8, dropout=0.0, batch_first=True), 2),
+     lambda s, x: s(x, np.ones((2, 5, 4), np.float32))),
+], ids=["encoder", "decoder"])
+def test_stack_backward_checks_dout(make, call):
+    stack = make()
+    with pytest.raises(RuntimeError, match="before forward"):
+        stack.backward(np.zeros((2, 3, 4), np.float32))
+    call(stack, np.ones((2, 3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"dout: expected shape \(2, 3, 4\), got shape \(3, 3, 4\)"):
+        stack.backward(np.zeros((3, 3, 4), np.float32))
+    with pytest.raises(TypeError, match=r"dout: expected a numpy array, got list"):
+        stack.backward(np.zeros((2, 3, 4)).tolist())

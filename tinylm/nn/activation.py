@@ -6,6 +6,8 @@ Derivations: derivations/activations.md, derivations/softmax.md.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from tinylm._checks import check_choice
 from tinylm.nn.module import Module
 from tinylm.ops.activations import (GELU_APPROXIMATIONS, gelu_backward, gelu_forward, relu_backward, relu_forward,
@@ -79,12 +81,19 @@ class GELU(Module):
         return f"approximate={self.approximate!r}"
 
 
+def _check_dim(dim) -> int:
+    """The axis of Softmax/LogSoftmax: an int (checked against x's dims at forward)."""
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"dim: expected an int (an axis of x), got {dim!r}")
+    return int(dim)
+
+
 class Softmax(Module):
     """``y = exp(x) / sum(exp(x))`` along ``dim``."""
 
     def __init__(self, dim: int = -1):
         super().__init__()
-        self.dim = dim
+        self.dim = _check_dim(dim)
         self._cache = None
 
     def forward(self, x):
@@ -103,7 +112,7 @@ class LogSoftmax(Module):
 
     def __init__(self, dim: int = -1):
         super().__init__()
-        self.dim = dim
+        self.dim = _check_dim(dim)
         self._cache = None
 
     def forward(self, x):

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinylm._checks import check_float, check_positive_int, check_probability, check_shape
+from tinylm._checks import check_flag, check_float, check_grad, check_positive_int, check_probability, check_shape
 from tinylm.backend import array_module
 from tinylm.nn import init
 from tinylm.nn.linear import Linear
@@ -74,7 +74,7 @@ class MultiheadAttention(Module):
                              f"num_heads={num_heads}")
         self.head_dim = embed_dim // num_heads
         self.dropout = check_probability("dropout", dropout)
-        self.batch_first = bool(batch_first)
+        self.batch_first = check_flag("batch_first", batch_first)
         gen = make_rng(rng, name="rng")
         E = embed_dim
         # xavier_uniform_ on a (3E, E) tensor: fan_in = E, fan_out = 3E.
@@ -114,6 +114,9 @@ class MultiheadAttention(Module):
             if x.dtype != self.in_proj_weight.dtype:
                 raise TypeError(f"{name}: dtype {x.dtype} differs from the parameters' {self.in_proj_weight.dtype}; "
                                 f"cast the input or the module (.to(dtype))")
+        is_causal = check_flag("is_causal", is_causal)
+        need_weights = check_flag("need_weights", need_weights)
+        average_attn_weights = check_flag("average_attn_weights", average_attn_weights)
         if not self.batch_first:
             query, key, value = (x.swapaxes(0, 1) for x in (query, key, value))   # (L,B,E) -> (B,L,E)
 
@@ -121,7 +124,7 @@ class MultiheadAttention(Module):
         k, ck = self._in_proj(key, slice(E, 2 * E))               # (B,S,E) -> (B,S,E)
         v, cv = self._in_proj(value, slice(2 * E, 3 * E))         # (B,S,E) -> (B,S,E)
         q, k, v = (self._split_heads(xp, x) for x in (q, k, v))   # (B,L,E) -> (B,H,L,D)
-        o, ca = attention_forward(q, k, v, causal=bool(is_causal), key_padding_mask=key_padding_mask,
+        o, ca = attention_forward(q, k, v, causal=is_causal, key_padding_mask=key_padding_mask,
                                   dropout_p=self.dropout if self.training else 0.0, rng=self.rng)
         y = self.out_proj(self._merge_heads(o))                   # (B,H,T,D) -> (B,T,E) -> (B,T,E)
         if not self.batch_first:
@@ -130,7 +133,7 @@ class MultiheadAttention(Module):
 
         weights = None
         if need_weights:
-            weights = attention_probs(q, k, causal=bool(is_causal), key_padding_mask=key_padding_mask)
+            weights = attention_probs(q, k, causal=is_causal, key_padding_mask=key_padding_mask)
             if ca.dropout_mask is not None:
                 weights = weights * ca.dropout_mask               # the weights O was computed with
             if average_attn_weights:
@@ -140,7 +143,7 @@ class MultiheadAttention(Module):
     def backward(self, dout):
         cq, ck, cv, ca, out_shape = self._need_cache(self._cache)
         xp = array_module(("dout", dout))
-        check_shape("dout", dout, out_shape)
+        check_grad("dout", dout, out_shape, ca.dtype)
         if not self.batch_first:
             dout = dout.swapaxes(0, 1)                                            # (T,B,E) -> (B,T,E)
         do = self._split_heads(xp, self.out_proj.backward(dout))                  # (B,T,E) -> (B,H,T,D)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Iterable, Iterator
 
+from tinylm._checks import check_grad
+from tinylm.backend import array_module
 from tinylm.nn.module import Module
 
 __all__ = ["Sequential", "ModuleList"]
@@ -65,9 +67,15 @@ class Sequential(Module):
     def forward(self, x):
         for m in self:
             x = m(x)
+        dt = getattr(x, "dtype", None)                       # an array output: dout is checked against it
+        self._out = (tuple(x.shape), dt) if dt is not None and dt.kind == "f" else None
         return x
 
     def backward(self, dout):
+        out = self.__dict__.get("_out")
+        if out is not None:                                  # named dout here, not dy in the last module
+            array_module(("dout", dout))
+            check_grad("dout", dout, *out)
         after = None                                         # the module that produced dout
         for name, m in reversed(self._modules.items()):     # last module first
             if dout is None:

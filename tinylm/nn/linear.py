@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinylm._checks import check_choice, check_positive_int
+from tinylm._checks import check_choice, check_flag, check_positive_int
 from tinylm.nn import init
 from tinylm.nn.module import Module, Parameter
 from tinylm.ops.activations import GELU_APPROXIMATIONS
@@ -26,6 +26,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = check_positive_int("in_features", in_features)
         self.out_features = check_positive_int("out_features", out_features)
+        bias = check_flag("bias", bias)
         self.weight = Parameter(init.fan_in_uniform((out_features, in_features), in_features, dtype, rng))
         self.register_parameter("bias", Parameter(init.fan_in_uniform((out_features,), in_features, dtype, rng))
                                 if bias else None)

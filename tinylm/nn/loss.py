@@ -8,7 +8,9 @@ Derivation: derivations/losses.md.
 """
 from __future__ import annotations
 
-from tinylm._checks import check_choice, check_float, check_probability
+import numbers
+
+from tinylm._checks import check_choice, check_float, check_probability, check_shape
 from tinylm.backend import get_backend
 from tinylm.nn.module import Module
 from tinylm.ops.losses import (REDUCTIONS, bce_with_logits_backward, bce_with_logits_forward, cross_entropy_backward,
@@ -38,6 +40,11 @@ class _Loss(Module):
                 raise TypeError(f"dloss: with reduction='none' the loss is an array, so dloss must be an array "
                                 f"of its shape (the upstream gradient of each element), got {dloss!r}")
             return dloss
+        if hasattr(dloss, "shape"):                          # an array: 0-d, converted to the loss's dtype
+            check_shape("dloss", dloss, ())
+        elif isinstance(dloss, bool) or not isinstance(dloss, numbers.Real):
+            raise TypeError(f"dloss: expected a real number (the upstream gradient of the reduced loss), "
+                            f"got {dloss!r}")
         return get_backend().xp.asarray(dloss, dtype=self._dtype)
 
     def extra_repr(self) -> str:
@@ -79,6 +86,7 @@ class BCEWithLogitsLoss(_Loss):
         super().__init__(reduction)
         if pos_weight is not None:
             check_float("pos_weight", pos_weight)
+            check_shape("pos_weight", pos_weight, ("C",))     # one weight per class (last axis of the logits)
         self.pos_weight = pos_weight      # data, not a Parameter (PyTorch keeps it as a buffer)
 
     def forward(self, logits, target):

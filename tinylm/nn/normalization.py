@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinylm._checks import check_positive_int, check_shape
+from tinylm._checks import check_flag, check_positive_float, check_positive_int, check_shape
 from tinylm.nn import init
 from tinylm.nn.module import Module, Parameter
 from tinylm.ops.layernorm import layernorm_backward, layernorm_forward
@@ -35,8 +35,9 @@ class LayerNorm(Module):
         super().__init__()
         C = _last_dim(normalized_shape)
         self.normalized_shape = (C,)
-        self.eps = eps
-        self.elementwise_affine = elementwise_affine
+        self.eps = check_positive_float("eps", eps)        # here, not only at the first forward
+        self.elementwise_affine = elementwise_affine = check_flag("elementwise_affine", elementwise_affine)
+        bias = check_flag("bias", bias)
         self.register_parameter("weight", Parameter(init.ones((C,), dtype)) if elementwise_affine else None)
         self.register_parameter("bias", Parameter(init.zeros((C,), dtype)) if elementwise_affine and bias else None)
         self._cache = None

@@ -15,7 +15,8 @@ import warnings
 
 import numpy as np
 
-from tinylm._checks import check_choice, check_float, check_positive_int, check_probability, check_shape
+from tinylm._checks import (check_choice, check_flag, check_float, check_grad, check_positive_int, check_probability,
+                            check_shape)
 from tinylm.backend import array_module
 from tinylm.nn import init
 from tinylm.nn.module import Module, Parameter
@@ -60,10 +61,10 @@ class _RNNBase(Module):
         self.input_size = check_positive_int("input_size", input_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         self.num_layers = check_positive_int("num_layers", num_layers)
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
+        self.bias = check_flag("bias", bias)
+        self.batch_first = check_flag("batch_first", batch_first)
         self.dropout = check_probability("dropout", dropout)
-        self.bidirectional = bool(bidirectional)
+        self.bidirectional = check_flag("bidirectional", bidirectional)
         if self.dropout > 0 and num_layers == 1:
             warnings.warn(f"dropout={dropout} acts between stacked layers only, so with num_layers=1 it does "
                           "nothing (as in PyTorch)", UserWarning, stacklevel=2)
@@ -148,6 +149,9 @@ class _RNNBase(Module):
     # --- backward ------------------------------------------------------------------------------
     def backward(self, doutput, dh_n=None):
         if isinstance(doutput, tuple):                       # one argument shaped like the output (output, h_n)
+            if len(doutput) != 2:
+                raise TypeError(f"doutput: a tuple must be shaped like the output, (doutput, dh_n), "
+                                f"got a tuple of {len(doutput)}")
             doutput, dh_n = doutput
         dinput, (dh_0,), hx_given = self._backward(doutput, (dh_n,))
         return (dinput, dh_0) if hx_given else dinput
@@ -156,10 +160,12 @@ class _RNNBase(Module):
         """BPTT through every layer, top to bottom. Returns (dinput, (dh_0,) or (dh_0, dc_0), hx_given)."""
         caches, dropout_caches, output_shape, state_shape, hx_given = self._need_cache(self._cache)
         xp = array_module(("doutput", doutput))
-        check_shape("doutput", doutput, output_shape)
+        dtype = caches[0].proj.x.dtype                       # the forward's: input, output and states share it
+        check_grad("doutput", doutput, output_shape, dtype)
         for name, df in zip(("dh_n", "dc_n"), dfinals):
             if df is not None:
-                check_shape(name, df, state_shape)
+                array_module((name, df))
+                check_grad(name, df, state_shape, dtype)
         H, D = self.hidden_size, self.num_directions
         dy = doutput.swapaxes(0, 1) if self.batch_first else doutput        # (T,B,D*H)
         dstates0 = [[None] * (self.num_layers * D) for _ in self._state_names]
@@ -263,6 +269,9 @@ class LSTM(_RNNBase):
 
     def backward(self, doutput, dh_n=None, dc_n=None):
         if isinstance(doutput, tuple):                       # one argument shaped like the output (output, (h_n, c_n))
+            if len(doutput) != 2 or not (isinstance(doutput[1], tuple) and len(doutput[1]) == 2):
+                raise TypeError("doutput: a tuple must be shaped like the output, (doutput, (dh_n, dc_n)), "
+                                f"got a tuple of {len(doutput)}")
             doutput, (dh_n, dc_n) = doutput
         dinput, (dh_0, dc_0), hx_given = self._backward(doutput, (dh_n, dc_n))
         return (dinput, (dh_0, dc_0)) if hx_given else dinput
@@ -301,7 +310,7 @@ class _CellBase(Module):
         super().__init__()
         self.input_size = check_positive_int("input_size", input_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
-        self.bias = bool(bias)
+        self.bias = check_flag("bias", bias)
         rng = None if rng is None else make_rng(rng, name="rng")
         G = self._gates * hidden_size
         self.weight_ih = _uniform_hidden((G, input_size), hidden_size, dtype, rng)
@@ -391,6 +400,8 @@ class LSTMCell(_CellBase):
 
     def backward(self, dh, dc=None):
         if isinstance(dh, tuple):                            # one argument shaped like the output (h', c')
+            if len(dh) != 2:
+                raise TypeError(f"dh: a tuple must be shaped like the output, (dh', dc'), got a tuple of {len(dh)}")
             dh, dc = dh
         dinput, (dh_prev, dc_prev), hx_given = self._backward((dh, dc))
         return (dinput, (dh_prev, dc_prev)) if hx_given else dinput

@@ -32,7 +32,8 @@ import copy
 
 import numpy as np
 
-from tinylm._checks import check_choice, check_float, check_positive_int, check_probability, check_shape
+from tinylm._checks import (check_choice, check_flag, check_float, check_grad, check_positive_float,
+                            check_positive_int, check_probability, check_shape)
 from tinylm.backend import array_module
 from tinylm.nn.activation import GELU, ReLU
 from tinylm.nn.attention import MultiheadAttention
@@ -80,12 +81,16 @@ def _check_padding_mask(name: str, mask, dims: dict, length: str) -> None:
     check_shape(name, mask, ("B", length), dims)
 
 
+def _check_dout(module: Module, dout) -> None:
+    """``dout`` against the (shape, dtype) of ``module``'s last output (``module._out``)."""
+    shape, dtype = module._need_cache(module._out)
+    array_module(("dout", dout))
+    check_grad("dout", dout, shape, dtype)
+
+
 def _check_flag(name: str, value) -> bool:
-    if value is None:                                        # PyTorch's stacks default the flags to None
-        return False
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected a bool, got {value!r}")
-    return bool(value)
+    """A bool flag, or None (PyTorch's stacks default the flags to None) for False."""
+    return False if value is None else check_flag(name, value)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -103,11 +108,17 @@ class _LayerBase(Module):
         super().__init__()
         self.d_model = check_positive_int("d_model", d_model)
         check_positive_int("nhead", nhead)
+        if d_model % nhead:
+            raise ValueError(f"d_model must be divisible by nhead (each head gets d_model // nhead features), "
+                             f"got d_model={d_model}, nhead={nhead}")
         check_positive_int("dim_feedforward", dim_feedforward)
         self.dropout_p = check_probability("dropout", dropout)
         self.activation_name = check_choice("activation", activation, ACTIVATIONS)
-        self.batch_first = bool(batch_first)
-        self.norm_first = bool(norm_first)
+        check_positive_float("layer_norm_eps", layer_norm_eps)
+        self.batch_first = check_flag("batch_first", batch_first)
+        self.norm_first = check_flag("norm_first", norm_first)
+        check_flag("bias", bias)
+        self._out = None                  # (shape, dtype) of the last forward's output, to check dout
         # One generator for every initialiser. Dropout (of the residuals and of the attention
         # probabilities) gets it too when a seed was given; None leaves dropout on tinylm's global
         # generator, so that a later tinylm.manual_seed still governs it.
@@ -193,9 +204,11 @@ class TransformerEncoderLayer(_LayerBase):
         else:
             x = self.norm1(x + self._sa_block(x, src_key_padding_mask, causal))     # h = norm1(x + sa(x))
             x = self.norm2(x + self._ff_block(x, self.dropout2))                    # out = norm2(h + ff(h))
+        self._out = (tuple(x.shape), x.dtype)
         return x
 
     def backward(self, dout):
+        _check_dout(self, dout)
         if self.norm_first:
             dh = dout + self.norm2.backward(self._ff_block_backward(dout, self.dropout2))   # out = h + ff(norm2(h))
             return dh + self.norm1.backward(self._sa_block_backward(dh))                   # h = x + sa(norm1(x))
@@ -265,9 +278,11 @@ class TransformerDecoderLayer(_LayerBase):
             x = self.norm1(x + self._sa_block(x, tgt_key_padding_mask, causal))                   # h1
             x = self.norm2(x + self._ca_block(x, memory, memory_key_padding_mask, mem_causal))    # h2
             x = self.norm3(x + self._ff_block(x, self.dropout3))                                # out
+        self._out = (tuple(x.shape), x.dtype)
         return x
 
     def backward(self, dout):
+        _check_dout(self, dout)
         if self.norm_first:
             dh2 = dout + self.norm3.backward(self._ff_block_backward(dout, self.dropout3))  # out = h2 + ff(norm3(h2))
             dq, dmemory = self._ca_block_backward(dh2)
@@ -303,6 +318,14 @@ def _clones(layer: Module, num_layers: int) -> ModuleList:
     return ModuleList(copies)
 
 
+def _check_stack_norm(norm, d_model: int) -> None:
+    if norm is not None and not isinstance(norm, Module):
+        raise TypeError(f"norm: expected a LayerNorm or None, got {type(norm).__name__}")
+    if isinstance(norm, LayerNorm) and norm.normalized_shape != (d_model,):
+        raise ValueError(f"norm: expected a LayerNorm over the layers' d_model={d_model} features, "
+                         f"got normalized_shape={norm.normalized_shape}")
+
+
 class TransformerEncoder(Module):
     """A stack of ``num_layers`` copies of ``encoder_layer``, then an optional final ``norm``
     (use one after pre-LN layers, whose output is not normalised).
@@ -319,9 +342,9 @@ class TransformerEncoder(Module):
             raise TypeError(f"encoder_layer: expected a TransformerEncoderLayer, got {type(encoder_layer).__name__}")
         self.layers = _clones(encoder_layer, num_layers)
         self.num_layers = num_layers
-        if norm is not None and not isinstance(norm, Module):
-            raise TypeError(f"norm: expected a LayerNorm or None, got {type(norm).__name__}")
+        _check_stack_norm(norm, self.layers[0].d_model)
         self.norm = norm
+        self._out = None
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         _no_attn_mask("mask", mask)
@@ -329,9 +352,12 @@ class TransformerEncoder(Module):
         x = src
         for layer in self.layers:
             x = layer(x, src_key_padding_mask=src_key_padding_mask, is_causal=causal)
-        return x if self.norm is None else self.norm(x)
+        x = x if self.norm is None else self.norm(x)
+        self._out = (tuple(x.shape), x.dtype)
+        return x
 
     def backward(self, dout):
+        _check_dout(self, dout)
         dx = dout if self.norm is None else self.norm.backward(dout)
         for layer in reversed(self.layers):
             dx = layer.backward(dx)
@@ -354,9 +380,9 @@ class TransformerDecoder(Module):
             raise TypeError(f"decoder_layer: expected a TransformerDecoderLayer, got {type(decoder_layer).__name__}")
         self.layers = _clones(decoder_layer, num_layers)
         self.num_layers = num_layers
-        if norm is not None and not isinstance(norm, Module):
-            raise TypeError(f"norm: expected a LayerNorm or None, got {type(norm).__name__}")
+        _check_stack_norm(norm, self.layers[0].d_model)
         self.norm = norm
+        self._out = None
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False):
@@ -368,9 +394,12 @@ class TransformerDecoder(Module):
             x = layer(x, memory, tgt_key_padding_mask=tgt_key_padding_mask,
                       memory_key_padding_mask=memory_key_padding_mask, tgt_is_causal=causal,
                       memory_is_causal=memory_is_causal)
-        return x if self.norm is None else self.norm(x)
+        x = x if self.norm is None else self.norm(x)
+        self._out = (tuple(x.shape), x.dtype)
+        return x
 
     def backward(self, dout):
+        _check_dout(self, dout)
         dx = dout if self.norm is None else self.norm.backward(dout)
         dmemory = None
         for layer in reversed(self.layers):

@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinylm._checks import check_float, check_probability, check_shape
+from tinylm._checks import check_flag, check_float, check_probability, check_shape
 from tinylm.backend import array_module, get_backend
 from tinylm.backend.registry import Kernel, get_kernel, register_kernel
 from tinylm.ops.matmul import matmul
@@ -125,10 +125,6 @@ class AttentionCache(NamedTuple):
     dtype: object         # dtype of q, k, v (and of dout)
 
 
-def _check_flag(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected a bool, got {value!r}")
-    return bool(value)
 
 
 def _check_inputs(q, k, v, causal, key_padding_mask, scale) -> tuple[dict[str, int], bool, float]:
@@ -149,7 +145,7 @@ def _check_inputs(q, k, v, causal, key_padding_mask, scale) -> tuple[dict[str, i
             got = getattr(key_padding_mask, "dtype", type(key_padding_mask).__name__)
             raise TypeError(f"key_padding_mask: expected a bool array (True = padding key, ignored), got {got}")
         check_shape("key_padding_mask", key_padding_mask, ("B", "S"), dims)
-    causal = _check_flag("causal", causal)
+    causal = check_flag("causal", causal)
     if causal and dims["T"] > dims["S"]:
         raise ValueError(f"causal: needs T <= S (queries are aligned to the end of the keys), "
                          f"got T={dims['T']}, S={dims['S']}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tinylm._checks import check_float, check_grad, check_shape
+from tinylm._checks import check_float, check_grad, check_positive_float, check_shape
 from tinylm.backend import array_module
 from tinylm.backend.registry import get_kernel, register_kernel
 
@@ -45,11 +45,10 @@ def layernorm_forward(x, weight=None, bias=None, eps=1e-5):
             check_shape(name, p, ("C",), dims)
             if p.dtype != x.dtype:
                 raise TypeError(f"{name}: expected dtype {x.dtype} (the dtype of x), got {p.dtype}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-        raise ValueError(f"eps: expected a positive float, got {eps!r}")
+    eps = check_positive_float("eps", eps)
 
     C = dims["C"]
-    y, xhat, rstd = get_kernel("layernorm").forward(x.reshape(-1, C), weight, bias, float(eps))   # (N, C), N rows
+    y, xhat, rstd = get_kernel("layernorm").forward(x.reshape(-1, C), weight, bias, eps)   # (N, C), N rows
     return y.reshape(x.shape), LayerNormCache(xhat.reshape(x.shape), rstd.reshape(*x.shape[:-1], 1), weight,
                                               bias is not None)
 
