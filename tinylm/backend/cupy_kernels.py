@@ -32,8 +32,7 @@ Every array stays on the GPU: no host round trips. Tests: tests/test_cuda_source
 source with nvcc and with NVRTC, reads ptxas's register report; runs the kernels when a GPU is
 there), and, with or without a GPU, tests/test_kernels.py's "cupy-emulated" cases: this host code
 and the CUDA sources run on the CPU through tinylm.backend.cuda_emu.
-Derivation of the online softmax and of the tiled backward: derivations/flash_attention.md;
-of blocked matmul: derivations/matmul.md.
+Derivation of the online softmax and of the tiled backward: derivations/flash_attention.md.
 """
 from __future__ import annotations
 

@@ -44,8 +44,7 @@ array (``x @ W.T`` in Linear) its packing is free.
 Inputs arrive validated by :func:`tinylm.ops.matmul.matmul`: (..., M, K) @ (..., K, N), same float
 dtype, batch dims broadcasting. float32 and float64 run here; other float dtypes use ``numpy.matmul``.
 Tests: tests/test_kernels.py (against a float64 oracle), tests/test_numba_kernels.py.
-Derivation of the fused Linear + GELU backward and its overflow-free tanh: derivations/linear.md;
-of blocked matmul: derivations/matmul.md.
+Derivation of the fused Linear + GELU backward and its overflow-free tanh: derivations/linear.md.
 """
 from __future__ import annotations
 
