@@ -11,7 +11,8 @@ import tinylm
 from tinylm.gradcheck import numerical_grad, rel_error
 from tinylm.nn.module import Parameter
 from tinylm.optim import (SGD, Adagrad, Adam, AdamW, NonFiniteLossError, check_finite, clip_grad_norm_,
-                          clip_grad_value_, l1_penalty, l1_penalty_backward, l2_penalty, l2_penalty_backward)
+                          clip_grad_value_, l1_penalty, l1_penalty_backward, l2_penalty, l2_penalty_backward,
+                          weight_decay_groups)
 
 
 def param(values, grad=None):
@@ -211,10 +212,31 @@ def test_param_groups_override_defaults():
     (lambda ps: SGD(tinylm.nn.Linear(2, 2), lr=0.1), TypeError, r"got Linear \(pass model.parameters\(\)\)"),
     (lambda ps: SGD(ps[0], lr=0.1), TypeError, "got Parameter"),
     (lambda ps: SGD([np.zeros(2)], lr=0.1), TypeError, r"\['params'\]\[0\]: expected a tinylm Parameter, got ndarray"),
+    (lambda ps: SGD(ps, lr=0.1, momentum=1.5), ValueError, r"momentum: expected a number in \[0, 1\], got 1.5"),
+    (lambda ps: SGD(ps, lr=0.1, dampening=2.0), ValueError, r"dampening: expected a number in \[0, 1\], got 2.0"),
+    (lambda ps: SGD(ps, lr=0.1, momentum=-0.5), ValueError, r"momentum: expected a finite number >= 0, got -0.5"),
+    (lambda ps: SGD(ps, lr=np.float64(-1.0)), ValueError, r"lr: expected a finite number >= 0"),
+    (lambda ps: SGD(ps, lr=True), ValueError, r"lr: expected a finite number >= 0, got True"),
 ])
 def test_bad_arguments(bad, exc, match):
     with pytest.raises(exc, match=match):
         bad([param([1.0], [1.0])])
+
+
+def test_numpy_hyperparameters_are_accepted():
+    p = param([1.0], [1.0])
+    opt = SGD([p], lr=np.float32(0.5), momentum=np.float64(0.9))
+    opt.step()
+    np.testing.assert_allclose(p.data, [0.5])
+
+
+def test_step_rechecks_a_group_changed_by_hand():
+    p = param([1.0], [1.0])
+    opt = SGD([p], lr=0.1)
+    opt.param_groups[0]["lr"] = -5
+    with pytest.raises(ValueError, match=r"param_groups\[0\]\.lr: expected a finite number >= 0, got -5"):
+        opt.step()
+    np.testing.assert_array_equal(p.data, [1.0])             # nothing was updated
 
 
 def test_grad_that_does_not_match_the_parameter_is_an_error():
@@ -374,6 +396,13 @@ def test_check_finite():
         check_finite(-math.inf, 2)
     with pytest.raises(TypeError, match="loss: expected a scalar, got ndarray of size 2"):
         check_finite(np.zeros(2), 0)
+    with pytest.raises(TypeError, match=r"loss: expected a real number or a one-element array, got None"):
+        check_finite(None, 0)
+    with pytest.raises(TypeError, match=r"loss: expected a real number, got an array of dtype <U1"):
+        check_finite(np.array("x"), 0)
+    with pytest.raises(TypeError, match=r"step: expected an int, got 1.5"):
+        check_finite(1.0, 1.5)
+    assert check_finite(1.0, np.int64(3)) == 1.0
     assert issubclass(NonFiniteLossError, FloatingPointError)
 
 
@@ -390,3 +419,30 @@ def test_weight_decay_groups_split_matrices_from_vectors():
     assert {id(p) for p in no_decay["params"]} == {id(p) for n, p in named.items()
                                                     if n.endswith(".bias") or ".ln_" in n}
     assert len(decay["params"]) + len(no_decay["params"]) == len(named)   # tied wte counted once
+
+
+@pytest.mark.parametrize("bad, exc, match", [
+    (lambda m, ps: weight_decay_groups(None, 0.1), TypeError, r"model: expected a tinylm Module .*got NoneType"),
+    (lambda m, ps: weight_decay_groups(ps, 0.1), TypeError, r"model: expected a tinylm Module .*got list"),
+    (lambda m, ps: weight_decay_groups(m, -0.1), ValueError, r"weight_decay: expected a finite number >= 0, got -0.1"),
+    (lambda m, ps: weight_decay_groups(m, "x"), ValueError, r"weight_decay: expected a finite number >= 0, got 'x'"),
+    (lambda m, ps: clip_grad_norm_(m, 1.0), TypeError,
+     r"params: expected a Parameter or an iterable of Parameters, got a Linear module \(pass model.parameters\(\)\)"),
+    (lambda m, ps: clip_grad_norm_(None, 1.0), TypeError,
+     r"params: expected a Parameter or an iterable .*got NoneType"),
+    (lambda m, ps: clip_grad_value_(m, 1.0), TypeError, r"pass model.parameters\(\)"),
+    (lambda m, ps: l2_penalty(m, 0.1), TypeError, r"params: .*got a Linear module \(pass model.parameters\(\)\)"),
+    (lambda m, ps: l1_penalty_backward(None, 0.1), TypeError, r"params: .*got NoneType"),
+    (lambda m, ps: l2_penalty([ps[0], "w"], 0.1), TypeError, r"params\[1\]: expected a tinylm Parameter, got str"),
+])
+def test_helpers_bad_arguments(bad, exc, match):
+    m = tinylm.nn.Linear(2, 3)
+    with pytest.raises(exc, match=match):
+        bad(m, list(m.parameters()))
+
+
+def test_helpers_accept_parameters_and_numpy_weights():
+    m = tinylm.nn.Linear(2, 3)
+    assert l2_penalty(m.parameters(), np.float32(0.5)) > 0
+    decay, no_decay = weight_decay_groups(m, np.float64(0.1))
+    assert decay["weight_decay"] == 0.1 and len(decay["params"]) == 1 and len(no_decay["params"]) == 1

@@ -8,21 +8,17 @@ Formulas: derivations/optim.md.  Tests: tests/test_optim.py, tests/test_torch_op
 from __future__ import annotations
 
 import math
+import numbers
 
 from tinylm.backend import array_module
-from tinylm.nn.module import Parameter
-from tinylm.optim.optimizer import check_nonnegative
+from tinylm.optim.optimizer import check_nonnegative, check_params
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_"]
 
 
 def _grads(params) -> list:
     """The ``.grad`` arrays of ``params`` (a Parameter or an iterable of them) that have one."""
-    params = [params] if isinstance(params, Parameter) else list(params)
-    for i, p in enumerate(params):
-        if not isinstance(p, Parameter):
-            raise TypeError(f"params[{i}]: expected a tinylm Parameter, got {type(p).__name__}")
-    return [p.grad for p in params if p.grad is not None]
+    return [p.grad for p in check_params("params", params) if p.grad is not None]
 
 
 def _norm(xp, a, norm_type: float):
@@ -46,7 +42,7 @@ def clip_grad_norm_(params, max_norm: float, norm_type: float = 2.0, error_if_no
     With ``error_if_nonfinite=True`` a nan/inf total raises a ``RuntimeError`` before anything changes.
     """
     check_nonnegative("max_norm", max_norm)
-    if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)) or not norm_type > 0:
+    if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real) or not norm_type > 0:
         raise ValueError(f"norm_type: expected a number > 0 or math.inf, got {norm_type!r}")
     norm_type = float(norm_type)
     grads = _grads(params)

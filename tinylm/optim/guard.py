@@ -9,6 +9,7 @@ Tests: tests/test_optim.py.
 from __future__ import annotations
 
 import math
+import numbers
 
 __all__ = ["NonFiniteLossError", "check_finite"]
 
@@ -31,11 +32,15 @@ def check_finite(loss, step: int) -> float:
     ``loss`` is a Python number or a one-element array (NumPy or CuPy; reading a CuPy value
     waits for the GPU, once per step).
     """
-    if isinstance(step, bool) or not isinstance(step, int):
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
         raise TypeError(f"step: expected an int, got {step!r}")
     size = getattr(loss, "size", 1)
     if size != 1 or isinstance(loss, (str, bytes)):
         raise TypeError(f"loss: expected a scalar, got {type(loss).__name__} of size {size}")
+    if hasattr(loss, "dtype") and loss.dtype.kind not in "fiu":
+        raise TypeError(f"loss: expected a real number, got an array of dtype {loss.dtype}")
+    if not hasattr(loss, "dtype") and (isinstance(loss, bool) or not isinstance(loss, numbers.Real)):
+        raise TypeError(f"loss: expected a real number or a one-element array, got {loss!r}")
     value = float(loss.item() if hasattr(loss, "item") else loss)
     if not math.isfinite(value):
         raise NonFiniteLossError(value, step)

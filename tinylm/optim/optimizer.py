@@ -37,10 +37,29 @@ _GROUP_EXTRAS = ("initial_lr",)   # keys a schedule adds to a group (see lr_sche
 
 
 def check_nonnegative(name: str, v: Any) -> float:
-    """``v`` must be a finite real number ``>= 0`` (hyperparameters: lr, eps, weight_decay, ...)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+    """``v`` must be a finite real number ``>= 0`` (hyperparameters: lr, eps, weight_decay, ...);
+    NumPy scalars count (``np.float32(0.1)``). Returned as a float."""
+    real = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+    if not real or not math.isfinite(v) or v < 0:
         raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
     return float(v)
+
+
+def check_params(name: str, params) -> list[Parameter]:
+    """``params``: one Parameter or an iterable of them, as a list. A Module (a likely slip for
+    ``model.parameters()``) and None get a clear error instead of "object is not iterable"."""
+    if isinstance(params, Module):
+        raise TypeError(f"{name}: expected a Parameter or an iterable of Parameters, got a {type(params).__name__} "
+                        f"module (pass model.parameters())")
+    if isinstance(params, Parameter):
+        return [params]
+    if params is None or isinstance(params, (str, bytes, dict)) or not hasattr(params, "__iter__"):
+        raise TypeError(f"{name}: expected a Parameter or an iterable of Parameters, got {type(params).__name__}")
+    params = list(params)
+    for i, p in enumerate(params):
+        if not isinstance(p, Parameter):
+            raise TypeError(f"{name}[{i}]: expected a tinylm Parameter, got {type(p).__name__}")
+    return params
 
 
 class Optimizer:
@@ -95,7 +114,8 @@ class Optimizer:
     # --- the training-loop API ---
     def step(self) -> None:
         """Update, in place, every parameter that has a gradient."""
-        for group in self.param_groups:
+        for i, group in enumerate(self.param_groups):
+            self._check(group, f"param_groups[{i}].")   # a few scalars: catches e.g. a schedule's negative lr
             for p in group["params"]:
                 if not p.requires_grad or p.grad is None:
                     continue

@@ -24,17 +24,13 @@ from __future__ import annotations
 
 from tinylm.backend import array_module
 from tinylm.nn.module import Parameter
-from tinylm.optim.optimizer import check_nonnegative
+from tinylm.optim.optimizer import check_nonnegative, check_params
 
 __all__ = ["l2_penalty", "l2_penalty_backward", "l1_penalty", "l1_penalty_backward"]
 
 
 def _params(params) -> list[Parameter]:
-    params = [params] if isinstance(params, Parameter) else list(params)
-    for i, p in enumerate(params):
-        if not isinstance(p, Parameter):
-            raise TypeError(f"params[{i}]: expected a tinylm Parameter, got {type(p).__name__}")
-    return params
+    return check_params("params", params)
 
 
 def l2_penalty(params, weight: float) -> float:

@@ -34,6 +34,9 @@ class SGD(Optimizer):
     def _check(self, group: dict[str, Any], where: str) -> None:
         for key in ("lr", "momentum", "dampening", "weight_decay"):
             check_nonnegative(where + key, group[key])
+        for key in ("momentum", "dampening"):                # buf grows without bound for momentum > 1
+            if group[key] > 1:
+                raise ValueError(f"{where}{key}: expected a number in [0, 1], got {group[key]!r}")
         if not isinstance(group["nesterov"], bool):
             raise TypeError(f"{where}nesterov: expected a bool, got {group['nesterov']!r}")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
