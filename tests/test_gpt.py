@@ -149,7 +149,8 @@ def _fwd(model, idx=None):
 
 @pytest.mark.parametrize("bad, error, match", [
     # idx and the KV cache
-    (lambda m: m(np.zeros((1, 0), np.int64)), ValueError, r"idx: expected at least one token \(T >= 1\), got shape \(1, 0\)"),
+    (lambda m: m(np.zeros((1, 0), np.int64)), ValueError,
+     r"idx: expected at least one token \(T >= 1\), got shape \(1, 0\)"),
     (lambda m: m(np.array([[1, 2, 3], [4, 5, 6]]), m.new_kv_cache(3)), ValueError,
      r"kv: the cache was built for batch size 3 \(new_kv_cache\(3\)\), got idx with B=2"),
     (lambda m: m(np.array([[1, 2]]), "cache"), TypeError, r"kv: expected None or a KVCache .* got str"),
@@ -186,8 +187,10 @@ def _fwd(model, idx=None):
     (lambda m: m.generate(np.array([[1]]), 2, do_sample=True, temperature=float("nan")), ValueError,
      r"temperature: expected a float > 0 when sampling .* got nan"),
     (lambda m: m.generate(np.array([[1]]), 2, temperature=-1.0), ValueError, r"temperature: .* got -1.0"),
-    (lambda m: m.generate(np.array([[1]]), 2, top_k=-3), ValueError, r"top_k: expected None or a positive int.* got -3"),
-    (lambda m: m.generate(np.array([[1]]), 0, top_p=1.5), ValueError, r"top_p: expected None or a float in \(0, 1\].* got 1.5"),
+    (lambda m: m.generate(np.array([[1]]), 2, top_k=-3), ValueError,
+     r"top_k: expected None or a positive int.* got -3"),
+    (lambda m: m.generate(np.array([[1]]), 0, top_p=1.5), ValueError,
+     r"top_p: expected None or a float in \(0, 1\].* got 1.5"),
     (lambda m: m.generate(np.array([[1]]), 2, do_sample="yes"), TypeError, r"do_sample: expected a bool, got 'yes'"),
     (lambda m: m.generate(np.array([[1]]), 2, use_cache=1), TypeError, r"use_cache: expected a bool, got 1"),
     (lambda m: m.generate(np.array([[11]]), 2), ValueError, r"idx: token ids must lie in \[0, 11\), got 11"),
@@ -254,7 +257,8 @@ LG = np.random.default_rng(0).standard_normal((2, 7)).astype(np.float32)
     (lambda: sample_next(LG, top_p=float("nan")), ValueError, r"top_p: .* got nan"),
     (lambda: sample_next(LG, temperature=-1.0), ValueError, r"temperature: .* \(>= 0 when greedy\), got -1.0"),
     (lambda: sample_next(LG, temperature="hot"), ValueError, r"temperature: .* got 'hot'"),
-    (lambda: sample_next(LG, temperature=0.0, do_sample=True), ValueError, r"temperature: expected a float > 0 when sampling"),
+    (lambda: sample_next(LG, temperature=0.0, do_sample=True), ValueError,
+     r"temperature: expected a float > 0 when sampling"),
     (lambda: sample_next(LG, temperature=float("nan"), do_sample=True, rng=0), ValueError, r"temperature: .* got nan"),
     (lambda: sample_next(LG, temperature=float("inf"), do_sample=True, rng=0), ValueError, r"temperature: .* got inf"),
     (lambda: sample_next(LG, do_sample=1), TypeError, r"do_sample: expected a bool, got 1"),

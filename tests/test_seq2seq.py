@@ -229,9 +229,12 @@ def _decode_state(make, src=SRC[:2]):
 
 @pytest.mark.parametrize("make", [_lstm, _transformer], ids=["lstm", "transformer"])
 @pytest.mark.parametrize("call, err, match", [
-    (lambda m, st: m.decode_step(st, np.array([1, 2, 3])), ValueError, r"tokens: expected shape \(2,\), got shape \(3,\)"),
-    (lambda m, st: m.decode_step(st, np.array([[1, 2]])), ValueError, r"tokens: expected shape \(2,\), got shape \(1, 2\)"),
-    (lambda m, st: m.decode_step(st, np.array([1.0, 2.0])), TypeError, r"tokens: expected an integer array, got float64"),
+    (lambda m, st: m.decode_step(st, np.array([1, 2, 3])), ValueError,
+     r"tokens: expected shape \(2,\), got shape \(3,\)"),
+    (lambda m, st: m.decode_step(st, np.array([[1, 2]])), ValueError,
+     r"tokens: expected shape \(2,\), got shape \(1, 2\)"),
+    (lambda m, st: m.decode_step(st, np.array([1.0, 2.0])), TypeError,
+     r"tokens: expected an integer array, got float64"),
     (lambda m, st: m.decode_step(st, np.array([1, 9])), ValueError, r"tokens: token ids must lie in \[0, 9\), got 9"),
     (lambda m, st: m.decode_step(st, np.array([-1, 2])), ValueError, r"tokens: token ids must lie in \[0, 9\), got -1"),
     (lambda m, st: m.decode_step(st, [1, 2]), TypeError, r"tokens: expected a numpy array, got list"),
@@ -240,8 +243,10 @@ def _decode_state(make, src=SRC[:2]):
     (lambda m, st: m.reorder_state(st, np.array([0, 5])), ValueError,
      r"rows: row indices into the state's 2 rows must lie in \[0, 2\), got 5"),
     (lambda m, st: m.reorder_state(st, np.array([0, -1])), ValueError, r"rows: .* must lie in \[0, 2\), got -1"),
-    (lambda m, st: m.reorder_state(st, np.array([0.0, 1.0])), TypeError, r"rows: expected an integer array, got float64"),
-    (lambda m, st: m.reorder_state(st, np.array([[0, 1]])), ValueError, r"rows: expected shape \(M,\), got shape \(1, 2\)"),
+    (lambda m, st: m.reorder_state(st, np.array([0.0, 1.0])), TypeError,
+     r"rows: expected an integer array, got float64"),
+    (lambda m, st: m.reorder_state(st, np.array([[0, 1]])), ValueError,
+     r"rows: expected shape \(M,\), got shape \(1, 2\)"),
 ])
 def test_bad_decoding_input(make, call, err, match):
     m, st = _decode_state(make)
@@ -264,7 +269,8 @@ def test_decode_step_past_max_len_names_tokens():
     (np.zeros((3, 3, V + 1), np.float32), ValueError, r"dlogits: expected shape \(3, 3, 9\), got shape \(3, 3, 10\)"),
     (None, TypeError, r"dlogits: expected a floating-point array .* got NoneType"),
     (np.zeros((3, 3, V), np.int64), TypeError, r"dlogits: expected a floating-point array .* got int64"),
-    (np.zeros((3, 3, V), np.float64), TypeError, r"dlogits: expected dtype float32 \(the forward's output\), got float64"),
+    (np.zeros((3, 3, V), np.float64), TypeError,
+     r"dlogits: expected dtype float32 \(the forward's output\), got float64"),
 ])
 def test_bad_dlogits(make, dlogits, err, match):
     m = make()
