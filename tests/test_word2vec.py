@@ -313,10 +313,18 @@ def test_gensim_names_shapes_and_dtypes():
     (dict(sample=1.5), r"sample: expected a probability"),
     (dict(alpha=0), r"alpha: expected a positive number, got 0"),
     (dict(workers=0), r"workers: expected a positive int"),
+    (dict(ns_exponent="0.75"), r"ns_exponent: expected a finite number .* got '0.75'"),
+    (dict(ns_exponent=float("nan")), r"ns_exponent: expected a finite number .* got nan"),
 ])
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Word2Vec(**kwargs)
+
+
+def test_compute_loss_must_be_a_bool():
+    with pytest.raises(TypeError, match=r"compute_loss: expected a bool, got 'no'"):
+        Word2Vec(compute_loss="no")
+    assert Word2Vec(ns_exponent=-0.5, compute_loss=True).compute_loss is True   # gensim allows a negative exponent
 
 
 @pytest.mark.parametrize("sentences, error, match", [

@@ -40,6 +40,7 @@ functions are written against ``xp`` and run on any backend.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from heapq import heapify, heappop, heappush
@@ -47,8 +48,8 @@ from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-from tinylm._checks import (check_choice, check_float, check_index_range, check_positive_int, check_probability,
-                            check_shape)
+from tinylm._checks import (check_choice, check_flag, check_float, check_index_range, check_positive_int,
+                            check_probability, check_shape)
 from tinylm.backend import array_module
 from tinylm.models import word2vec_numba as kernels
 from tinylm.models.keyed_vectors import KeyedVectors
@@ -411,8 +412,12 @@ class Word2Vec:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed: expected a non-negative int, got {seed!r}")
         self.seed = int(seed)
+        real = isinstance(ns_exponent, (int, float, np.integer, np.floating)) and not isinstance(ns_exponent, bool)
+        if not (real and math.isfinite(ns_exponent)):
+            raise ValueError(f"ns_exponent: expected a finite number (noise distribution ~ count ** ns_exponent), "
+                             f"got {ns_exponent!r}")
         self.ns_exponent = float(ns_exponent)
-        self.compute_loss = bool(compute_loss)
+        self.compute_loss = check_flag("compute_loss", compute_loss)
         self.wv: KeyedVectors | None = None
         self.syn1neg = self.syn1 = None
         self.counts = self.keep = self.noise_cum = self.huffman = None
