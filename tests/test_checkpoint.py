@@ -270,3 +270,37 @@ def test_load_training_state_mismatch_changes_nothing(tmp_path):
         load_training_state(tmp_path / "plain.safetensors", model)
     with pytest.raises(TypeError, match="extra: must be JSON-serialisable"):
         save_training_state(tmp_path / "x.safetensors", model, extra={"a": np.zeros(2)})
+
+
+# --- bad paths, models and optimizers: named, before anything is written -----------------------
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda d, m, o: save(None, {"a": np.ones(2)}), TypeError,
+     r"path: expected a str or os.PathLike file path, got NoneType"),
+    (lambda d, m, o: load(None), TypeError, r"path: expected a str or os.PathLike file path, got NoneType"),
+    (lambda d, m, o: load(123), TypeError, r"path: expected a str or os.PathLike file path, got int"),
+    (lambda d, m, o: load_with_metadata(b"x.safetensors"), TypeError, r"path: expected a str .*got bytes"),
+    (lambda d, m, o: save(d, {"a": np.ones(2)}), IsADirectoryError,
+     r"path: '.*' is a directory; expected a file path"),
+    (lambda d, m, o: load(d), IsADirectoryError, r"path: '.*' is a directory"),
+    (lambda d, m, o: save_training_state(d / "ts.safetensors", None), TypeError,
+     r"model: expected a tinylm Module, got NoneType"),
+    (lambda d, m, o: save_training_state(d / "ts.safetensors", m, "adam"), TypeError,
+     r"optimizer: expected None or a tinylm.optim optimizer, got str"),
+    (lambda d, m, o: save_training_state(d, m, o), IsADirectoryError, r"path: '.*' is a directory"),
+    (lambda d, m, o: load_training_state(d / "ts.safetensors", m.state_dict()), TypeError,
+     r"model: expected a tinylm Module, got OrderedDict"),
+    (lambda d, m, o: load_training_state(d / "ts.safetensors", m, {"lr": 1}), TypeError,
+     r"optimizer: expected None or a tinylm.optim optimizer, got dict"),
+])
+def test_bad_paths_models_and_optimizers(tmp_path, call, exc, match):
+    model = Linear(2, 3)
+    with pytest.raises(exc, match=match):
+        call(tmp_path, model, AdamW(model.parameters(), lr=1e-3))
+    assert os.listdir(tmp_path) == []
+
+
+def test_numpy_step_is_accepted(tmp_path):
+    model = Linear(2, 3)
+    save_training_state(tmp_path / "ts.safetensors", model, step=np.int64(7))
+    assert load_training_state(tmp_path / "ts.safetensors", model)["step"] == 7

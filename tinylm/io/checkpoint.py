@@ -62,6 +62,26 @@ class CheckpointError(ValueError):
     """The file is not a valid safetensors checkpoint (truncated, corrupt, or not one at all)."""
 
 
+def _check_path(path) -> str:
+    """``path`` as a str: a str or os.PathLike naming a file, not a directory."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a str or os.PathLike file path, got {type(path).__name__}")
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"path: {path!r} is a directory; expected a file path "
+                                f"(e.g. {os.path.join(path, 'model.safetensors')!r})")
+    return path
+
+
+def _check_model_and_optimizer(model, optimizer) -> None:
+    from tinylm.nn.module import Module              # here: tinylm.nn and tinylm.optim need not load for io
+    from tinylm.optim.optimizer import Optimizer
+    if not isinstance(model, Module):
+        raise TypeError(f"model: expected a tinylm Module, got {type(model).__name__}")
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer: expected None or a tinylm.optim optimizer, got {type(optimizer).__name__}")
+
+
 # --- writing ---
 
 def save(path, tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> None:
@@ -69,8 +89,8 @@ def save(path, tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = 
 
     CuPy arrays are copied to the host. The write is atomic (see the module docstring).
     """
+    path = _check_path(path)
     head, arrays = _encode(tensors, metadata)
-    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"save: directory {directory!r} does not exist (for {path!r})")
@@ -157,7 +177,7 @@ def load_with_metadata(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 
     Raises :class:`CheckpointError` for a truncated or corrupt file, before returning anything.
     """
-    path = os.fspath(path)
+    path = _check_path(path)
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         entries, metadata, data_start = _read_header(f, size, path)
@@ -259,8 +279,11 @@ def save_training_state(path, model, optimizer=None, step: int = 0, extra: dict 
     parameters; ``extra`` a JSON-serialisable dict of anything else (a schedule's ``state_dict()``,
     the data loader's position, ...).
     """
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+    path = _check_path(path)
+    _check_model_and_optimizer(model, optimizer)
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or step < 0:
         raise ValueError(f"step: expected an int >= 0, got {step!r}")
+    step = int(step)
     tensors = {f"model.{name}": p.data for name, p in model.named_parameters()}
     try:
         metadata = {"format": TRAINING_STATE_FORMAT, "step": str(step), "extra": json.dumps(extra),
@@ -286,7 +309,8 @@ def load_training_state(path, model, optimizer=None) -> dict[str, Any]:
     Returns ``{"step": int, "extra": ...}``. Everything is checked before anything changes: a
     mismatched model or optimizer raises and leaves model, optimizer and RNG as they were.
     """
-    path = os.fspath(path)
+    path = _check_path(path)
+    _check_model_and_optimizer(model, optimizer)
     tensors, metadata = load_with_metadata(path)
     if metadata.get("format") != TRAINING_STATE_FORMAT:
         raise CheckpointError(f"{path}: not a tinylm training state (metadata 'format' is "
