@@ -368,6 +368,8 @@ def _run(model, ids=np.array([[1, 2, 3, 4], [5, 6, 7, 0]])):
     (lambda: None, lambda m: BertForSequenceClassification(None), TypeError, r"config: expected a BertConfig"),
     (lambda: None, lambda m: BertForQuestionAnswering("cfg"), TypeError, r"config: expected a BertConfig, got str"),
     (lambda: None, lambda m: BERT(tiny(), add_pooling_layer="no"), TypeError, r"add_pooling_layer: expected a bool"),
+    (lambda: None, lambda m: BertForMaskedLM(tiny(), rng="x"), TypeError,
+     r"rng: expected None, a non-negative int or a numpy Generator, got 'x'"),
     (lambda: None, lambda m: tiny(layer_norm_eps=-1.0), ValueError,
      r"layer_norm_eps: expected a finite number > 0, got -1.0"),
     (lambda: None, lambda m: tiny(layer_norm_eps=0), ValueError,

@@ -203,6 +203,7 @@ def test_decode_max_len_must_fit_the_transformer(decode):
     (dict(tie_output="no"), TypeError, r"tie_output: expected a bool, got 'no'"),
     (dict(norm_first=1), TypeError, r"norm_first: expected a bool, got 1"),
     (dict(share_embeddings="yes"), TypeError, r"share_embeddings: expected a bool, got 'yes'"),
+    (dict(rng=-1), TypeError, r"rng: expected None, a non-negative int or a numpy Generator, got -1"),
 ])
 def test_bad_transformer_construction(kwargs, error, match):
     with pytest.raises(error, match=match):

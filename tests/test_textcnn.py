@@ -125,6 +125,7 @@ def test_bad_arguments():
                                       r"e.g. \(3, 4, 5\), got 3"),
     (dict(kernel_sizes="345"), TypeError, r"kernel_sizes: expected a sequence of kernel widths"),
     (dict(kernel_sizes=(2, 0)), ValueError, r"kernel_sizes: expected a positive int, got 0"),
+    (dict(rng="x"), TypeError, r"rng: expected None, a non-negative int or a numpy Generator, got 'x'"),
     (dict(padding_idx=12), ValueError,
      r"padding_idx: expected None or an int in \[-12, 12\) \(vocab_size=12\), got 12"),
 ])

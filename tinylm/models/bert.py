@@ -138,7 +138,7 @@ def _activation(name: str) -> Module:
 def _generator(rng):
     # One generator shared by every layer, so an int seed does not give each Dropout the same stream.
     # None stays None: those layers then follow tinylm's global generator, even after manual_seed.
-    return None if rng is None else make_rng(rng)
+    return None if rng is None else make_rng(rng, name="rng")
 
 
 def _check_ids(name: str, ids, high: int, dims: dict, what: str) -> None:

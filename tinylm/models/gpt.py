@@ -324,7 +324,7 @@ class GPT(Module):
                 raise ValueError(f"eos_token_id: expected None or an int in [0, {V}) (vocab_size), "
                                  f"got {eos_token_id!r}")
             eos_token_id = int(eos_token_id)
-        rng = make_rng(seed)                                           # checks seed: None, an int or a Generator
+        rng = make_rng(seed, name="seed")                              # checks seed: None, an int or a Generator
         was_training = self.training
         self.eval()
         bs = self.config.block_size
