@@ -381,6 +381,10 @@ def article_model():
     (lambda m, x, y: m.compile("rmsprop", "binary_crossentropy"), ValueError, r"optimizer: expected one of"),
     (lambda m, x, y: m.compile("adam", "hinge"), ValueError, r"loss: expected one of"),
     (lambda m, x, y: m.compile("adam", "mse", ["auc"]), ValueError, r"metrics: expected one of"),
+    (lambda m, x, y: m.fit(x, y, verbose=0, shuffle="yes"), TypeError, r"shuffle: expected a bool, got 'yes'"),
+    (lambda m, x, y: m.fit(x, y, verbose=0, validation_data=x), ValueError,
+     r"validation_data: targets are missing; pass an \(x, y\) pair"),
+    (lambda m, x, y: m(x, training="no"), TypeError, r"training: expected a bool, got 'no'"),
 ])
 def test_bad_input(rng, bad, error, match):
     x, y = ids_and_labels(rng, n=10, T=4)
@@ -439,3 +443,31 @@ def test_sentiment_lstm_example_runs_on_the_toy_set():
     out = run.stdout
     assert "--toy: running on the small built-in toy set" in out
     assert "toy set dev: accuracy" in out and "F1" in out
+
+
+def test_embedding_input_length_is_enforced(rng):
+    emb = Embedding(10, 4, input_length=5)
+    with pytest.raises(ValueError, match=r"embedding \(Embedding\): x: expected shape \(batch, input_length=5\), "
+                                         r"got shape \(2, 3\)"):
+        emb(np.ones((2, 3), int))
+    model = Sequential([Embedding(10, 4, input_length=5), LSTM(3), Dense(2)])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"x: expected shape \(batch, input_length=5\), got shape \(6, 3\)"):
+        model.fit(rng.integers(0, 10, (6, 3)), np.zeros(6, int), verbose=0)
+    model.fit(rng.integers(0, 10, (6, 5)), np.zeros(6, int), verbose=0)       # the right length trains
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: Dense(3, input_shape=3), ValueError, r"input_shape: expected a tuple of positive ints or None .*got 3"),
+    (lambda: Dense(3, input_shape=(0,)), ValueError, r"input_shape: .*got \(0,\)"),
+    (lambda: Embedding(10, 4, input_length=0), ValueError, r"input_length: expected a positive int, got 0"),
+    (lambda: Embedding(10, 4, mask_zero="yes"), TypeError, r"mask_zero: expected a bool, got 'yes'"),
+    (lambda: LSTM(3, return_sequences=1), TypeError, r"return_sequences: expected a bool, got 1"),
+    (lambda: Dense(3, use_bias="no"), TypeError, r"use_bias: expected a bool, got 'no'"),
+    (lambda: Sequential(Dense(3)), TypeError, r"layers: expected a list of layers, got Dense \(wrap it in a list"),
+    (lambda: Sequential([Dense(1)]).build(None), TypeError, r"input_shape: expected a tuple of positive ints or None"),
+    (lambda: Sequential([Dense(1)]).build(3), TypeError, r"input_shape: .*got 3"),
+])
+def test_bad_construction(make, error, match):
+    with pytest.raises(error, match=match):
+        make()

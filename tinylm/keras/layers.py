@@ -46,7 +46,7 @@ import re
 
 import numpy as np
 
-from tinylm._checks import check_choice, check_int, check_positive_int, check_probability
+from tinylm._checks import check_choice, check_flag, check_int, check_positive_int, check_probability
 from tinylm.backend import array_module, get_backend, to_numpy
 from tinylm.nn import init
 from tinylm.nn.activation import ReLU, Sigmoid, Softmax, Tanh
@@ -93,6 +93,16 @@ def _reset(p: Parameter | None, value) -> None:
 
 # --- the base class ---------------------------------------------------------------------------
 
+def _check_input_shape(input_shape) -> tuple:
+    """Keras 2's ``input_shape`` (batch dimension left out): a tuple of positive ints or None."""
+    if not isinstance(input_shape, (tuple, list)) or not all(
+            d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1)
+            for d in input_shape):
+        raise ValueError(f"input_shape: expected a tuple of positive ints or None (the batch dimension left out), "
+                         f"e.g. (3,) or (None, 8), got {input_shape!r}")
+    return tuple(None if d is None else int(d) for d in input_shape)
+
+
 class Layer(Module):
     """What every Keras layer shares.
 
@@ -112,7 +122,7 @@ class Layer(Module):
             raise ValueError(f"name: expected a non-empty str, got {name!r}")
         self._auto_name = name is None                       # Sequential may add a suffix to keep names unique
         self.name = _snake_case(type(self).__name__) if name is None else name
-        self.input_shape_arg = None if input_shape is None else tuple(input_shape)
+        self.input_shape_arg = None if input_shape is None else _check_input_shape(input_shape)
         self.built = False
         self.output_shape = None                             # (None, ...) once built
 
@@ -194,8 +204,8 @@ class Embedding(Layer):
         super().__init__(name, input_shape)
         self.input_dim = check_positive_int("input_dim", input_dim)
         self.output_dim = check_positive_int("output_dim", output_dim)
-        self.mask_zero = bool(mask_zero)
-        self.input_length = input_length
+        self.mask_zero = check_flag("mask_zero", mask_zero)
+        self.input_length = None if input_length is None else check_positive_int("input_length", input_length)
         self._mask = None
 
     def _build(self, input_shape):
@@ -208,6 +218,10 @@ class Embedding(Layer):
     def call(self, x, mask=None):
         array_module(("x", x))
         check_int("x", x)
+        if self.input_length is not None and (x.ndim != 2 or x.shape[1] != self.input_length):
+            raise ValueError(f"{self.name} (Embedding): x: expected shape (batch, input_length={self.input_length}), "
+                             f"got shape {tuple(x.shape)}; pad or truncate the sequences to {self.input_length} "
+                             f"(pad_sequences(maxlen=...)) or drop input_length")
         if x.size and (int(x.min()) < 0 or int(x.max()) >= self.input_dim):
             bad = int(x.min()) if int(x.min()) < 0 else int(x.max())
             raise ValueError(f"{self.name} (Embedding): x: token ids must lie in [0, input_dim={self.input_dim}), "
@@ -256,7 +270,7 @@ class _Recurrent(Layer):
     def __init__(self, units: int, return_sequences: bool = False, name: str | None = None, input_shape=None):
         super().__init__(name, input_shape)
         self.units = check_positive_int("units", units)
-        self.return_sequences = bool(return_sequences)
+        self.return_sequences = check_flag("return_sequences", return_sequences)
         self.bidirectional = False                           # set by Bidirectional before it builds
         self._cache = None
 
@@ -426,7 +440,7 @@ class Conv1D(Layer):
             raise ValueError(f"padding: 'same' is supported with strides=1 only, got strides={strides}")
         self.activation = activation
         self.act = _activation(activation)
-        self.use_bias = bool(use_bias)
+        self.use_bias = check_flag("use_bias", use_bias)
         total = self.dilation_rate * (self.kernel_size - 1) if padding == "same" else 0
         self._pad = total - total // 2                       # on both sides; the larger (right) share
         self._drop = self._pad - total // 2                  # surplus outputs at the front: 0 or 1
@@ -564,7 +578,7 @@ class Dense(Layer):
         self.units = check_positive_int("units", units)
         self.activation = activation
         self.act = _activation(activation)
-        self.use_bias = bool(use_bias)
+        self.use_bias = check_flag("use_bias", use_bias)
         self.logits = None
 
     def _build(self, input_shape):

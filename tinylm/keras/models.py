@@ -52,7 +52,7 @@ import os
 
 import numpy as np
 
-from tinylm._checks import check_choice, check_int, check_positive_int
+from tinylm._checks import check_choice, check_flag, check_int, check_positive_int
 from tinylm.backend import array_module, get_backend, to_numpy
 from tinylm.io import load_with_metadata, save as save_tensors
 from tinylm.keras.callbacks import CallbackList, History, ProgbarLogger, format_logs
@@ -313,6 +313,8 @@ def _dataset(name: str, x, y, batch_size: int, shuffle: bool, need_y: bool = Tru
                or (isinstance(x, list) and len(x) > 0 and not isinstance(x[0], tuple) and not hasattr(x[0], "shape")))
     if samples:
         if need_y and y is None:
+            if name != "x":
+                raise ValueError(f"{name}: targets are missing; pass an (x, y) pair or batches of (x_batch, y_batch)")
             raise ValueError("y: targets are missing; pass fit(x, y), fit((x, y)) or batches of (x_batch, y_batch)")
         return _ArrayData(name, x, y, batch_size, shuffle)
     if isinstance(x, (str, bytes)) or not hasattr(x, "__iter__"):
@@ -343,6 +345,9 @@ class Sequential(Module):
         self._optimizer_spec = None
         self._compile_config = None
         self._build_input_shape = None
+        if layers is not None and (isinstance(layers, (Layer, str, bytes)) or not hasattr(layers, "__iter__")):
+            hint = " (wrap it in a list: Sequential([layer]))" if isinstance(layers, Layer) else ""
+            raise TypeError(f"layers: expected a list of layers, got {type(layers).__name__}{hint}")
         for layer in layers or []:
             self.add(layer)
 
@@ -376,6 +381,11 @@ class Sequential(Module):
         """Build every layer for inputs of ``input_shape`` (batch dimension first, may be None)."""
         if not self.layers:
             raise ValueError("build: the model has no layers")
+        if not isinstance(input_shape, (tuple, list)) or not all(
+                d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1)
+                for d in input_shape):
+            raise TypeError(f"input_shape: expected a tuple of positive ints or None, batch dimension first "
+                            f"(e.g. (None, 3)), got {input_shape!r}")
         shape = tuple(input_shape)
         for layer in self.layers:
             layer.build(shape)
@@ -405,7 +415,7 @@ class Sequential(Module):
 
     def __call__(self, x, training: bool = False):
         """``model(x)`` runs in inference mode (dropout off), as in Keras; ``training=True`` switches it on."""
-        self.train(bool(training))
+        self.train(check_flag("training", training))
         return self.forward(self._as_input(x))
 
     def backward(self, dy):
@@ -517,6 +527,7 @@ class Sequential(Module):
         check_positive_int("batch_size", batch_size)
         check_positive_int("epochs", epochs)
         check_choice("verbose", verbose, (0, 1, 2))
+        shuffle = check_flag("shuffle", shuffle)
         train = _dataset("x", x, y, batch_size, shuffle)
         val = None if validation_data is None else _dataset("validation_data", validation_data, None, batch_size, False)
         history = History()
