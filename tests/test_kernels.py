@@ -179,14 +179,17 @@ LAYERNORM_CASES = [(1, 1), (37, 24), (130, 128), (3, 769), (0, 5)]     # (N, C)
 
 @_runs("layernorm")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
+@pytest.mark.parametrize("affine", [True, False, "weight_only"], ids=["affine", "plain", "weight_only"])
 @pytest.mark.parametrize("shape", LAYERNORM_CASES, ids=[str(s) for s in LAYERNORM_CASES])
 def test_layernorm_kernel(kernel, backend, dtype, affine, shape):
+    """``weight_only`` is LayerNorm(bias=False): a weight, no bias, so no dbias comes back."""
     _skip_if_unavailable(kernel, backend)
     r = np.random.default_rng(shape[0] + shape[1])
     x, dy = (3 + 2 * r.standard_normal(shape)).astype(dtype).astype(np.float64), r.standard_normal(shape)
     dy = dy.astype(dtype).astype(np.float64)
     w, b = (r.standard_normal(shape[1]).astype(dtype).astype(np.float64) if affine else None for _ in range(2))
+    if affine == "weight_only":
+        b = None
     eps = 1e-5
     forward = _layernorm_oracle(x, 1.0 if w is None else w, 0.0 if b is None else b, eps)
     xhat = _layernorm_oracle(x, 1.0, 0.0, eps)(x)
@@ -198,15 +201,18 @@ def test_layernorm_kernel(kernel, backend, dtype, affine, shape):
     with _on(backend) as be:
         args = [be.asarray(a, dtype) if a is not None else None for a in (x, w, b)]
         y, xh, rstd = kernel.forward(*args, eps)
-        got = kernel.backward(be.asarray(dy, dtype), xh, rstd, args[1], affine)
+        got = kernel.backward(be.asarray(dy, dtype), xh, rstd, args[1], b is not None)   # has_bias
     _close("y", y, forward(x), dtype)
     _close("xhat", xh, xhat, dtype)
     _close("dx", got[0], dx, dtype)
-    if affine:
+    if w is not None:
         _close("dweight", got[1], (dy * xhat).sum(axis=0), dtype)
+    else:
+        assert got[1] is None
+    if b is not None:
         _close("dbias", got[2], dy.sum(axis=0), dtype)
     else:
-        assert got[1] is None and got[2] is None
+        assert got[2] is None
 
 
 # --- attention ---
@@ -238,7 +244,7 @@ def _attention_oracle(q, k, v, causal, pad, scale, drop, dout):
 
 
 ATTENTION_CASES = {
-    # name: (B, H, T, S, D, causal, padding, dropout)
+    # name: (B, H, T, S, D, causal, padding, dropout[, scale]); scale defaults to 1/sqrt(D)
     "T1_decode_step": (2, 2, 1, 9, 16, True, False, False),
     "T37_S37_causal": (1, 2, 37, 37, 24, True, False, False),
     "T37_S50_pad": (2, 1, 37, 50, 64, False, True, False),
@@ -253,7 +259,19 @@ ATTENTION_CASES = {
     # ... and two tiles of 64 (CUDA v3, Numba v3/v4 blocks): the online softmax rescales, and the
     # causal diagonal crosses from one query tile into the next
     "T70_S71_causal_pad": (1, 2, 70, 71, 64, True, True, False),
+    # a scale other than 1/sqrt(D): every kernel must use the one it is given, in the forward's
+    # scores and in dq, dk (sharper softmax than the default, and a flatter one with dropout)
+    "T37_S50_pad_scale0.3": (2, 1, 37, 50, 64, False, True, False, 0.3),
+    "T6_S11_dropout_scale0.05": (2, 2, 6, 11, 24, True, True, True, 0.05),
+    "T70_S71_causal_pad_scale0.3": (1, 2, 70, 71, 64, True, True, False, 0.3),
 }
+
+
+def _attention_case(cases, case):
+    """(B, H, T, S, D, causal, padding, dropout, scale) with the default scale filled in."""
+    spec = cases[case]
+    scale = spec[8] if len(spec) > 8 else 1 / math.sqrt(spec[4])
+    return (*spec[:8], scale)
 
 
 @_runs("attention")
@@ -261,7 +279,7 @@ ATTENTION_CASES = {
 @pytest.mark.parametrize("case", list(ATTENTION_CASES))
 def test_attention_kernel(kernel, backend, dtype, case):
     _skip_if_unavailable(kernel, backend)
-    B, H, T, S, D, causal, padding, dropout = ATTENTION_CASES[case]
+    B, H, T, S, D, causal, padding, dropout, scale = _attention_case(ATTENTION_CASES, case)
     r = np.random.default_rng(list(ATTENTION_CASES).index(case))
     q, k, v = (r.standard_normal(s).astype(dtype) for s in [(B, H, T, D), (B, H, S, D), (B, H, S, D)])
     dout = r.standard_normal((B, H, T, D)).astype(dtype)
@@ -272,7 +290,6 @@ def test_attention_kernel(kernel, backend, dtype, case):
             pad[0, :] = True                 # a sequence with no real key: its rows must come out 0
         pad[-1, S - 1] = False               # and at least one real key in the last one
     drop = ((r.random((B, H, T, S)) >= 0.25) / 0.75).astype(dtype) if dropout else None
-    scale = 1 / math.sqrt(D)
     want = _attention_oracle(*(x.astype(np.float64) for x in (q, k, v)), causal, pad, scale,
                              None if drop is None else drop.astype(np.float64), dout.astype(np.float64))
     with _on(backend) as be:
@@ -300,7 +317,7 @@ def test_attention_fp16_tensor_core_kernel(backend, case, monkeypatch):
         launch = cuda_emu.EmulatedKernel.__call__
         monkeypatch.setattr(cuda_emu.EmulatedKernel, "__call__",
                             lambda self, *a: (launched.append(self.name), launch(self, *a))[1])
-    B, H, T, S, D, causal, padding, _ = FP16_CASES[case]
+    B, H, T, S, D, causal, padding, _, scale = _attention_case(FP16_CASES, case)
     r = np.random.default_rng(list(FP16_CASES).index(case))
     q, k, v, dout = (r.standard_normal(s).astype(np.float16) for s in [(B, H, T, D), (B, H, S, D), (B, H, S, D),
                                                                         (B, H, T, D)])
@@ -310,7 +327,6 @@ def test_attention_fp16_tensor_core_kernel(backend, case, monkeypatch):
         if B > 1:
             pad[0, :] = True
         pad[-1, S - 1] = False
-    scale = 1 / math.sqrt(D)
     want = _attention_oracle(*(x.astype(np.float64) for x in (q, k, v)), causal, pad, scale, None,
                              dout.astype(np.float64))
     with _on(backend) as be:
