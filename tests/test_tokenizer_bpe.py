@@ -406,3 +406,13 @@ def test_training_one_megabyte_takes_seconds():
     elapsed = time.perf_counter() - start
     assert t.vocab_size == 1000 and elapsed < 20, elapsed
     assert t.decode(t.encode(text)) == text
+
+
+def test_decode_checks_ids_and_errors_up_front():
+    tok = ByteLevelBPETokenizer.train(["hello world hello there"] * 3, vocab_size=270)
+    with pytest.raises(TypeError, match="ids: expected a sequence of int token ids, got NoneType"):
+        tok.decode(None)
+    with pytest.raises(ValueError, match=r"errors: expected a codec error handler \('replace', 'strict', 'ignore', "
+                                         r"\.\.\.\), got 'explode'"):
+        tok.decode([104], errors="explode")                  # valid bytes: Python itself would never look it up
+    assert tok.decode([104], errors="strict") == "h"

@@ -127,6 +127,13 @@ def test_bad_input_messages():
         tok.decode([True])
     with pytest.raises(TypeError, match="ids: expected a sequence of int token ids, got str"):
         tok.decode("012")
+    with pytest.raises(TypeError, match="ids: expected a sequence of int token ids, got NoneType"):
+        tok.decode(None)
+    with pytest.raises(TypeError, match="ids: expected a sequence of int token ids, got int"):
+        tok.decode(3)
+    with pytest.raises(TypeError, match=r"ids: expected a sequence of int token ids, got an array of shape \(1, 2\)"):
+        tok.decode(np.array([[0, 1]]))
+    assert tok.decode(np.array([0, 1])) == "ab"
     with pytest.raises(ValueError, match="chars: every entry must be a single character, got 'ab'"):
         CharTokenizer(["a", "ab"])
     with pytest.raises(ValueError, match="chars: expected at least one character, got none"):

@@ -523,3 +523,10 @@ def test_encode_bad_input(toy):
         toy.encode("hello", ["world"])
     with pytest.raises(ValueError, match=r"truncation: expected one of True, False, 'longest_first', got 1"):
         toy.encode("hello", truncation=1)
+
+
+def test_decode_none_is_a_clear_error():
+    from tinylm.tokenizers import WordPieceTokenizer
+    wp = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##s"])
+    with pytest.raises(TypeError, match="ids: expected a sequence of int token ids, got NoneType"):
+        wp.decode(None)

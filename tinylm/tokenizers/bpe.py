@@ -94,6 +94,8 @@ Face, tests/test_tokenizer_bpe_hf.py.
 """
 from __future__ import annotations
 
+import codecs
+
 import functools
 import heapq
 import json
@@ -490,6 +492,11 @@ class ByteLevelBPETokenizer:
         A slice of ids may end inside a multi-byte character; ``errors`` ("replace", as in
         GPT-2, or "strict", "ignore", ...) says what to do with such incomplete bytes.
         """
+        try:                                 # checked up front: Python looks a handler up only on a bad byte
+            codecs.lookup_error(errors if isinstance(errors, str) else "")
+        except LookupError:
+            raise ValueError(f"errors: expected a codec error handler ('replace', 'strict', 'ignore', ...), "
+                             f"got {errors!r}") from None
         return self.decode_bytes(ids).decode("utf-8", errors=errors)
 
     def id_to_token(self, i: int) -> str:

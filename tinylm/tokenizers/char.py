@@ -37,8 +37,10 @@ def check_token_ids(name: str, ids: Iterable[int], vocab_size: int) -> list[int]
     Accepts any iterable of ints (a list, a tuple, a 1-D NumPy integer array). Booleans and
     floats are refused: a ``True`` or a ``3.0`` among token ids is a bug upstream, not an id.
     """
-    if isinstance(ids, (str, bytes)):
-        raise TypeError(f"{name}: expected a sequence of int token ids, got {type(ids).__name__}")
+    if ids is None or isinstance(ids, (str, bytes, dict)) or not hasattr(ids, "__iter__") \
+            or getattr(ids, "ndim", 1) != 1:
+        got = f"an array of shape {tuple(ids.shape)}" if hasattr(ids, "shape") else type(ids).__name__
+        raise TypeError(f"{name}: expected a sequence of int token ids, got {got}")
     out = []
     for pos, i in enumerate(ids):
         if isinstance(i, bool):
