@@ -82,6 +82,9 @@ def test_state_dict_round_trip_and_fresh_schedule_on_loaded_optimizer():
     (lambda o: StepLR(o, 2).load_state_dict({"last_step": 1}), TypeError, "keys 'last_step' and 'base_lrs'"),
     (lambda o: StepLR(o, 2).load_state_dict({"last_step": 1, "base_lrs": [1.0, 2.0]}), ValueError,
      "2 base learning rates, the optimizer has 1 parameter groups"),
+    (lambda o: CosineWithWarmup(o, 1, 5, min_lr=2.0), ValueError,
+     r"min_lr: expected at most every group's base lr, got 2.0 > param_groups\[0\] lr 1.0"),
+    (lambda o: LinearDecay(o, 5, end_factor=3.0), ValueError, r"end_factor: expected a number in \[0, 1\] .*got 3.0"),
 ])
 def test_bad_arguments(bad, exc, match):
     with pytest.raises(exc, match=match):

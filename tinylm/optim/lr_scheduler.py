@@ -123,6 +123,10 @@ class CosineWithWarmup(LRScheduler):
             raise ValueError(f"warmup_steps: expected at most total_steps={total_steps}, got {warmup_steps}")
         self.min_lr = check_nonnegative("min_lr", min_lr)
         super().__init__(optimizer)
+        for i, base in enumerate(self.base_lrs):             # else the "decay" would rise towards min_lr
+            if self.min_lr > base:
+                raise ValueError(f"min_lr: expected at most every group's base lr, got {min_lr!r} > "
+                                 f"param_groups[{i}] lr {base!r}")
 
     def _lr(self, step, base_lr):
         if step < self.warmup_steps:
@@ -146,6 +150,9 @@ class LinearDecay(LRScheduler):
         if warmup_steps > total_steps:
             raise ValueError(f"warmup_steps: expected at most total_steps={total_steps}, got {warmup_steps}")
         self.end_factor = check_nonnegative("end_factor", end_factor)
+        if self.end_factor > 1:
+            raise ValueError(f"end_factor: expected a number in [0, 1] (the final lr as a fraction of the base), "
+                             f"got {end_factor!r}")
         super().__init__(optimizer)
 
     def _lr(self, step, base_lr):
