@@ -28,8 +28,8 @@ Parameter names, layouts, defaults and initialisation are those of Hugging Face'
 ``cls.predictions.transform.dense.weight``, ...; heads prefix the encoder with ``bert.``), so
 :mod:`tinylm.models.bert_hf` reads and writes their checkpoints without renaming anything.
 
-Derivation of the wiring: derivations/bert.md (pieces: linear.md, layernorm.md, activations.md,
-attention.md, embedding.md, dropout.md).
+Derivation of the wiring: derivations/bert.md (pieces: derivations/linear.md, derivations/layernorm.md,
+derivations/activations.md, derivations/attention.md, derivations/embedding.md, derivations/dropout.md).
 Tests: tests/test_bert.py (gradient checks, errors, the MiniLM checkpoint), tests/test_bert_hf.py
 (against transformers and sentence-transformers).
 """

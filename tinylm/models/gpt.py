@@ -10,8 +10,9 @@ Parameter names are those of Hugging Face's ``GPT2LMHeadModel`` (``transformer.w
 checkpoint code in :mod:`tinylm.models.gpt_hf` transposes to and from GPT-2's ``Conv1D`` layout (in, out).
 The LM head is tied to ``wte``: one Parameter, whose gradient collects both uses.
 
-Derivation of each piece: derivations/linear.md, layernorm.md, activations.md, attention.md,
-embedding.md; the block's residual backward is in derivations/transformer.md.
+Derivation of each piece: derivations/linear.md, derivations/layernorm.md, derivations/activations.md,
+derivations/attention.md, derivations/embedding.md; the block's residual backward and the whole
+model's wiring: derivations/transformer.md.
 Tests: tests/test_gpt.py (gradcheck of every parameter, KV-cache equality, errors).
 """
 from __future__ import annotations

@@ -23,8 +23,9 @@ ReLU comes after the pooling: max and ReLU commute (ReLU is monotone), so ``relu
 Kim's ``max(relu(h))`` exactly, at a T-th of the cost. The backward runs the same chain in
 reverse; the widths' gradients into x add up, since every branch reads the same embeddings.
 
-Every piece is a tinylm.nn module with its own derivation: embedding.md, conv.md (conv1d and the
-masked global max pool), activations.md, dropout.md, linear.md. Example:
+Every piece is a tinylm.nn module with its own derivation: derivations/embedding.md,
+derivations/conv.md (conv1d, the masked global max pool, and this model's wiring),
+derivations/activations.md, derivations/dropout.md, derivations/linear.md. Example:
 examples/sentiment_textcnn.py. Test: tests/test_textcnn.py (gradcheck of every parameter).
 """
 from __future__ import annotations
