@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import pathlib
 import re
 import sys
 import time
 
+from tinylm.data.files import read_text
 from tinylm.models.ngram import NGramLM
+from tinylm.scripting import ScriptError, nonnegative_int, positive_int, script_main
 
 TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*|\S")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -64,7 +65,7 @@ def python_docs_sentences() -> list[list[str]]:
 
 def file_sentences(path: str) -> list[list[str]]:
     """One sentence per non-empty line of a text file."""
-    lines = pathlib.Path(path).read_text(encoding="utf-8").splitlines()
+    lines = read_text(path, "--data", "a UTF-8 text file, one sentence per line").splitlines()
     return [tokenize(line) for line in lines if line.strip()]
 
 
@@ -74,8 +75,11 @@ def nltk_kneser_ney_perplexity(train, test, n: int, min_count: int, discount: fl
     NLTK recounts continuation counts by scanning every (k+1)-gram on each query, so only a
     few hundred held-out sentences are affordable.
     """
-    from nltk.lm import KneserNeyInterpolated, Vocabulary
-    from nltk.util import ngrams
+    try:
+        from nltk.lm import KneserNeyInterpolated, Vocabulary
+        from nltk.util import ngrams
+    except ModuleNotFoundError:
+        raise ScriptError("--nltk: needs the nltk package: pip install nltk") from None
 
     def pad(s):
         return ["<s>"] * (n - 1) + s + ["</s>"]
@@ -87,19 +91,22 @@ def nltk_kneser_ney_perplexity(train, test, n: int, min_count: int, discount: fl
     return lm.perplexity(test_ngrams)
 
 
+@script_main
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", help="a text file, one sentence per line (default: Python's documentation)")
-    ap.add_argument("--max-n", type=int, default=5, help="largest order in the table (default 5)")
-    ap.add_argument("--min-count", type=int, default=2, help="rarer training words become <unk> (default 2)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
-    ap.add_argument("--nltk", type=int, default=0, metavar="S",
+    ap.add_argument("--max-n", type=positive_int, default=5, help="largest order in the table (default 5)")
+    ap.add_argument("--min-count", type=positive_int, default=2, help="rarer training words become <unk> (default 2)")
+    ap.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the generated samples")
+    ap.add_argument("--nltk", type=nonnegative_int, default=0, metavar="S",
                     help="also score the first S held-out sentences with nltk.lm (needs nltk; slow)")
     args = ap.parse_args(argv)
 
     sentences = file_sentences(args.data) if args.data else python_docs_sentences()
     cut = int(0.9 * len(sentences))
     train, test = sentences[:cut], sentences[cut:]
+    if not train or not test:
+        raise ScriptError(f"--data: {len(sentences)} non-empty lines are too few to hold out 10% (expected 2 or more)")
     print(f"corpus: {args.data or 'pydoc_data.topics (Python documentation prose)'}")
     print(f"train {len(train)} sentences / {sum(map(len, train))} tokens, "
           f"held out {len(test)} / {sum(map(len, test))}, min_count={args.min_count}\n")

@@ -1,13 +1,14 @@
 """Train a character-level GPT, evaluate it, checkpoint it, resume it, and sample from it.
 
-    python examples/train_gpt.py                                   # built-in corpus, no download
-    python examples/train_gpt.py --data ../shared/data/tinyshakespeare/input.txt
+    python examples/train_gpt.py                                   # built-in corpus, 600 steps, no download
+    python examples/train_gpt.py --data ../shared/data/tinyshakespeare/input.txt --max-iters 2000
     python examples/train_gpt.py --data input.txt --resume         # continue from --out's checkpoint
 
-The defaults are the configuration nanoGPT documents for CPUs on tiny Shakespeare (4 layers,
-4 heads, 128 wide, context 64, batch 12, 2000 steps, AdamW lr 1e-3 with warm-up and cosine decay,
-no dropout). Without ``--data`` it trains on the prose of Python's own documentation
-(``pydoc_data.topics``), which every CPython install carries.
+The model and optimizer are the configuration nanoGPT documents for CPUs on tiny Shakespeare
+(4 layers, 4 heads, 128 wide, context 64, batch 12, AdamW lr 1e-3 with warm-up and cosine decay,
+no dropout); nanoGPT trains it 2000 steps (``--max-iters 2000``, about two minutes on 2 cores),
+the default here is a 600-step run of well under a minute. Without ``--data`` it trains on the
+prose of Python's own documentation (``pydoc_data.topics``), which every CPython install carries.
 
 Everything the loop does is spelled out below: forward, loss, backward, clipping, the
 optimizer step, a NaN guard, evaluation, an atomic checkpoint (model + optimizer + RNG + step,
@@ -24,10 +25,13 @@ import time
 import numpy as np
 
 import tinylm
+from tinylm.data.files import DataError, read_text
 from tinylm.io import load_training_state, save_training_state
 from tinylm.models.gpt import GPT, GPTConfig
 from tinylm.nn.loss import CrossEntropyLoss
 from tinylm.optim import AdamW, CosineWithWarmup, check_finite, clip_grad_norm_, weight_decay_groups
+from tinylm.scripting import (ScriptError, nonnegative_float, nonnegative_int, positive_float, positive_int,
+                              script_main)
 from tinylm.tokenizers import CharTokenizer
 
 
@@ -42,26 +46,29 @@ def parse_args(argv=None):
     p.add_argument("--data", type=pathlib.Path, help="a UTF-8 text file (default: built-in corpus)")
     p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/gpt"), help="checkpoint directory")
     p.add_argument("--resume", action="store_true", help="continue from --out/ckpt.safetensors")
-    p.add_argument("--stop-after", type=int, default=None,
+    p.add_argument("--stop-after", type=positive_int, default=None,
                    help="end this run after N steps (checkpointed), e.g. to split a long run; --resume continues")
-    p.add_argument("--backend", default=None, choices=tinylm.backend.BACKEND_NAMES)
-    p.add_argument("--n-layer", type=int, default=4)
-    p.add_argument("--n-head", type=int, default=4)
-    p.add_argument("--n-embd", type=int, default=128)
-    p.add_argument("--block-size", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=12)
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--max-iters", type=int, default=2000)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--min-lr", type=float, default=1e-4)
-    p.add_argument("--warmup-iters", type=int, default=100)
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--eval-interval", type=int, default=250)
-    p.add_argument("--eval-iters", type=int, default=20)
-    p.add_argument("--sample-tokens", type=int, default=300)
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
+    p.add_argument("--backend", default=None, choices=tinylm.backend.BACKEND_NAMES,
+                   help="numpy (default; or env TINYLM_BACKEND), numba, cupy")
+    p.add_argument("--n-layer", type=positive_int, default=4, help="transformer blocks")
+    p.add_argument("--n-head", type=positive_int, default=4, help="attention heads (must divide --n-embd)")
+    p.add_argument("--n-embd", type=positive_int, default=128, help="model width")
+    p.add_argument("--block-size", type=positive_int, default=64, help="context length in characters")
+    p.add_argument("--batch-size", type=positive_int, default=12)
+    p.add_argument("--dropout", type=nonnegative_float, default=0.0)
+    p.add_argument("--max-iters", type=positive_int, default=600, help="training steps (nanoGPT: 2000)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate")
+    p.add_argument("--min-lr", type=nonnegative_float, default=1e-4, help="learning rate at the end of the cosine")
+    p.add_argument("--warmup-iters", type=nonnegative_int, default=100, help="linear warm-up steps")
+    p.add_argument("--weight-decay", type=nonnegative_float, default=0.1, help="AdamW decay (matrices only)")
+    p.add_argument("--grad-clip", type=nonnegative_float, default=1.0, help="clip the gradient norm (0: off)")
+    p.add_argument("--eval-interval", type=positive_int, default=200, help="evaluate and checkpoint every N steps")
+    p.add_argument("--eval-iters", type=positive_int, default=20, help="batches per evaluation")
+    p.add_argument("--sample-tokens", type=nonnegative_int, default=300, help="characters to sample at the end")
+    p.add_argument("--seed", type=nonnegative_int, default=1337)
+    p.add_argument("--no-progress", action="store_true",
+                   help="plain log lines every 50 steps instead of a progress bar (the default when stderr "
+                        "is not a terminal)")
     return p.parse_args(argv)
 
 
@@ -85,17 +92,21 @@ def estimate_loss(model, crit, splits, args, rng) -> dict[str, float]:
     return out
 
 
+@script_main
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.backend:
         tinylm.set_backend(args.backend)
-    text = args.data.read_text(encoding="utf-8") if args.data else builtin_corpus()
+    text = read_text(args.data) if args.data else builtin_corpus()
     tok = CharTokenizer.from_text(text)
     data = np.asarray(tok.encode(text), dtype=np.int64)
     n = int(0.9 * len(data))
     splits = {"train": data[:n], "val": data[n:]}
     if len(splits["val"]) <= args.block_size + 1:
-        sys.exit(f"--data: text too short ({len(data)} characters) for block size {args.block_size}")
+        raise DataError(f"--data: text too short ({len(data)} characters) for --block-size {args.block_size}")
+
+    if args.n_embd % args.n_head:
+        raise ScriptError(f"--n-head: must divide --n-embd {args.n_embd}, got {args.n_head}")
 
     tinylm.manual_seed(args.seed)
     cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
@@ -108,6 +119,8 @@ def main(argv=None) -> dict:
     ckpt = args.out / "ckpt.safetensors"
     step = 0
     if args.resume:
+        if not ckpt.is_file():
+            raise ScriptError(f"--resume: no checkpoint {ckpt} (train first with the same --out)")
         state = load_training_state(ckpt, model, opt)
         step = state["step"]
         sched.load_state_dict(state["extra"]["scheduler"])
@@ -117,7 +130,7 @@ def main(argv=None) -> dict:
           f"backend {tinylm.get_backend().name}")
 
     bar = None
-    if not args.no_progress:
+    if not args.no_progress and sys.stderr.isatty():      # in a log file a bar is thousands of \r updates
         try:
             from tqdm import tqdm
             bar = tqdm(total=args.max_iters, initial=step, unit="step", dynamic_ncols=True)
