@@ -1,7 +1,7 @@
 """The source article's Keras program (Section 5), run by tinylm on SST-2 sentiment classification.
 
-    python examples/sentiment_lstm.py                        # ../shared/data/sst2 if present, else a toy set
-    python examples/sentiment_lstm.py --data path/to/SST-2   # GLUE's folder with train.tsv and dev.tsv
+    python examples/sentiment_lstm.py                                 # built-in toy set, seconds
+    python examples/sentiment_lstm.py --data ../shared/data/sst2      # GLUE's folder with train.tsv and dev.tsv
 
 The model, compile and fit lines are the article's, word for word; only the imports differ and
 the data loading (which the article leaves as ``...``) is filled in: a word-level tokenizer
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import sys
 import time
 
 # One BLAS thread: the matmuls here are small, and with other jobs sharing the 2 cores OpenBLAS's
@@ -29,37 +30,38 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 import tinylm  # noqa: E402
+from tinylm.data.files import check_dir, reading  # noqa: E402
 from tinylm.data.sst2 import load_sst2, toy_sentiment  # noqa: E402
 from tinylm.keras.layers import Dense, Embedding, LSTM  # noqa: E402
 from tinylm.keras.models import Sequential  # noqa: E402
 from tinylm.metrics import accuracy_score, f1_score, precision_score, recall_score  # noqa: E402
+from tinylm.scripting import nonnegative_int, positive_int, script_main  # noqa: E402
 from tinylm.text import Tokenizer, pad_sequences  # noqa: E402
-
-DEFAULT_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
-
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=pathlib.Path, default=None,
-                   help=f"folder with GLUE SST-2 train.tsv and dev.tsv (default: {DEFAULT_DATA} if present)")
-    p.add_argument("--toy", action="store_true", help="use the small built-in toy set even if SST-2 is present")
-    p.add_argument("--vocab", type=int, default=10000, help="ids kept by the tokenizer (the Embedding's input_dim)")
-    p.add_argument("--maxlen", type=int, default=48, help="ids per sequence (longer ones keep their end)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+                   help="folder with GLUE SST-2 train.tsv and dev.tsv, e.g. ../shared/data/sst2 "
+                        "(default: the small built-in toy set)")
+    p.add_argument("--toy", action="store_true", help="use the built-in toy set even when --data is given")
+    p.add_argument("--vocab", type=positive_int, default=10000, help="ids kept by the tokenizer (the Embedding's input_dim)")
+    p.add_argument("--maxlen", type=positive_int, default=48, help="ids per sequence (longer ones keep their end)")
+    p.add_argument("--epochs", type=positive_int, default=3)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
+                   help="0 silent, 1 a progress bar per epoch, 2 a line per epoch (default: 1 on a terminal, else 2)")
     return p.parse_args(argv)
 
 
 def load_data(args):
-    """``(splits, description)``: SST-2 from --data (or the default folder), else the toy set."""
-    folder = args.data or (DEFAULT_DATA if DEFAULT_DATA.is_dir() else None)
-    if args.toy or folder is None:
-        why = "--toy" if args.toy else "SST-2 not found (pass --data DIR, a folder with GLUE's train.tsv and dev.tsv)"
-        print(f"{why}: running on the small built-in toy set; its numbers say nothing about SST-2.")
+    """``(splits, description)``: SST-2 from --data, else the built-in toy set."""
+    if args.toy or args.data is None:
+        print("built-in toy set (templated sentences; pass --data DIR for SST-2): its numbers say nothing about SST-2.")
         return toy_sentiment(seed=args.seed), "toy set"
-    return load_sst2(folder), f"SST-2 ({folder})"
+    expected = "GLUE's SST-2 folder with train.tsv and dev.tsv"
+    with reading("--data", args.data, expected):
+        return load_sst2(check_dir(args.data, "--data", expected)), f"SST-2 ({args.data})"
 
 
 def report(y_true, y_pred, seconds: float, what: str) -> None:
@@ -68,8 +70,11 @@ def report(y_true, y_pred, seconds: float, what: str) -> None:
           f"({len(y_true)} examples; wall time {seconds:.0f} s)")
 
 
+@script_main
 def main(argv=None):
     args = parse_args(argv)
+    if args.verbose is None:                # a bar in a log file is one line per update
+        args.verbose = 1 if sys.stdout.isatty() else 2
     tinylm.manual_seed(args.seed)
     start = time.perf_counter()
     splits, name = load_data(args)

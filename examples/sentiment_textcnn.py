@@ -1,7 +1,7 @@
 """TextCNN (Kim, 2014) on SST-2 sentiment classification, with the training loop written out.
 
-    python examples/sentiment_textcnn.py                        # ../shared/data/sst2 if present, else a toy set
-    python examples/sentiment_textcnn.py --data path/to/SST-2   # GLUE's folder with train.tsv and dev.tsv
+    python examples/sentiment_textcnn.py                                 # built-in toy set, seconds
+    python examples/sentiment_textcnn.py --data ../shared/data/sst2      # GLUE's folder with train.tsv and dev.tsv
 
 Kim's CNN-rand configuration: embeddings learned from scratch (initialised U(-0.25, 0.25)), kernel
 widths 3, 4, 5 with 100 filters each, wide windows, ReLU, max-over-time pooling, dropout 0.5,
@@ -29,41 +29,42 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 import tinylm  # noqa: E402
+from tinylm.data.files import check_dir, reading  # noqa: E402
 from tinylm.data.sst2 import load_sst2, toy_sentiment  # noqa: E402
 from tinylm.metrics import accuracy_score, f1_score, precision_score, recall_score  # noqa: E402
 from tinylm.models.textcnn import TextCNN  # noqa: E402
 from tinylm.nn.loss import CrossEntropyLoss  # noqa: E402
 from tinylm.optim import Adam, check_finite  # noqa: E402
+from tinylm.scripting import nonnegative_float, nonnegative_int, positive_float, positive_int, script_main  # noqa: E402,E501
 from tinylm.text import Tokenizer, pad_sequences  # noqa: E402
-
-DEFAULT_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
-
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=pathlib.Path, default=None,
-                   help=f"folder with GLUE SST-2 train.tsv and dev.tsv (default: {DEFAULT_DATA} if present)")
-    p.add_argument("--toy", action="store_true", help="use the small built-in toy set even if SST-2 is present")
-    p.add_argument("--vocab", type=int, default=20000, help="most frequent words kept (others map to <unk>)")
-    p.add_argument("--maxlen", type=int, default=64, help="words per sentence at most (longer ones are cut)")
-    p.add_argument("--embed-dim", type=int, default=128)
-    p.add_argument("--num-filters", type=int, default=100)
-    p.add_argument("--kernel-sizes", type=int, nargs="+", default=[3, 4, 5])
-    p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+                   help="folder with GLUE SST-2 train.tsv and dev.tsv, e.g. ../shared/data/sst2 "
+                        "(default: the small built-in toy set)")
+    p.add_argument("--toy", action="store_true", help="use the built-in toy set even when --data is given")
+    p.add_argument("--vocab", type=positive_int, default=20000, help="most frequent words kept (others map to <unk>)")
+    p.add_argument("--maxlen", type=positive_int, default=64, help="words per sentence at most (longer ones are cut)")
+    p.add_argument("--embed-dim", type=positive_int, default=128)
+    p.add_argument("--num-filters", type=positive_int, default=100)
+    p.add_argument("--kernel-sizes", type=positive_int, nargs="+", default=[3, 4, 5])
+    p.add_argument("--dropout", type=nonnegative_float, default=0.5)
+    p.add_argument("--epochs", type=positive_int, default=3)
+    p.add_argument("--batch-size", type=positive_int, default=50)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     return p.parse_args(argv)
 
 
 def load_data(args):
-    folder = args.data or (DEFAULT_DATA if DEFAULT_DATA.is_dir() else None)
-    if args.toy or folder is None:
-        why = "--toy" if args.toy else "SST-2 not found (pass --data DIR, a folder with GLUE's train.tsv and dev.tsv)"
-        print(f"{why}: running on the small built-in toy set; its numbers say nothing about SST-2.")
+    """``(splits, description)``: SST-2 from --data, else the built-in toy set."""
+    if args.toy or args.data is None:
+        print("built-in toy set (templated sentences; pass --data DIR for SST-2): its numbers say nothing about SST-2.")
         return toy_sentiment(seed=args.seed), "toy set"
-    return load_sst2(folder), f"SST-2 ({folder})"
+    expected = "GLUE's SST-2 folder with train.tsv and dev.tsv"
+    with reading("--data", args.data, expected):
+        return load_sst2(check_dir(args.data, "--data", expected)), f"SST-2 ({args.data})"
 
 
 def make_batch(sequences):
@@ -86,6 +87,7 @@ def report(y_true, y_pred, what: str) -> str:
             f"recall {recall_score(y_true, y_pred):.4f}  F1 {f1_score(y_true, y_pred):.4f}")
 
 
+@script_main
 def main(argv=None):
     args = parse_args(argv)
     tinylm.manual_seed(args.seed)
