@@ -5,7 +5,8 @@
   ``position_embeddings``), parameter ``weight`` (max_len, C).
 
 Both take ``offset``: the position of x's first token, so that KV-cache decoding, which feeds
-only the new tokens, gives them their true positions. Test: tests/test_nn_attention.py.
+only the new tokens, gives them their true positions. Derivation of both backwards:
+derivations/embedding.md (Positional embeddings). Test: tests/test_nn_attention.py.
 """
 from __future__ import annotations
 

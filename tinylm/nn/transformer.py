@@ -212,10 +212,10 @@ class TransformerEncoderLayer(_LayerBase):
         if self.norm_first:
             dh = dout + self.norm2.backward(self._ff_block_backward(dout, self.dropout2))   # out = h + ff(norm2(h))
             return dh + self.norm1.backward(self._sa_block_backward(dh))                   # h = x + sa(norm1(x))
-        da = self.norm2.backward(dout)                        # out = norm2(a), a = h + ff(h)
-        dh = da + self._ff_block_backward(da, self.dropout2)  # a = h + ff(h)
-        db = self.norm1.backward(dh)                          # h = norm1(b), b = x + sa(x)
-        return db + self._sa_block_backward(db)               # b = x + sa(x)
+        db = self.norm2.backward(dout)                        # out = norm2(b), b = h + ff(h)
+        dh = db + self._ff_block_backward(db, self.dropout2)  # b = h + ff(h)
+        da = self.norm1.backward(dh)                          # h = norm1(a), a = x + sa(x)
+        return da + self._sa_block_backward(da)               # a = x + sa(x)
 
 
 class TransformerDecoderLayer(_LayerBase):

@@ -165,7 +165,8 @@ def additive_score_forward(query, keys, W_q, W_k, v):
     check_shape("keys", keys, ("B", "S", "Dk"), dims)
     qp, qp_cache = linear_forward(q3, W_q)                    # (B,T,Dq) -> (B,T,A)
     kp, kp_cache = linear_forward(keys, W_k)                  # (B,S,Dk) -> (B,S,A), once for all T queries
-    h, tanh_cache = tanh_forward(qp[:, :, None, :] + kp[:, None, :, :])   # (B,T,1,A) + (B,1,S,A) -> (B,T,S,A)
+    pre = qp[:, :, None, :] + kp[:, None, :, :]               # (B,T,1,A) + (B,1,S,A) -> (B,T,S,A)
+    h, tanh_cache = tanh_forward(pre)                         # (B,T,S,A)
     scores = matmul(h, v[:, None])[..., 0]                    # (B,T,S,A) @ (A,1) -> (B,T,S)
     return _unsteps(scores, squeeze), AdditiveScoreCache(qp_cache, kp_cache, tanh_cache, v, squeeze)
 

@@ -3,7 +3,8 @@
 A slice (row) along ``axis`` whose entries are all ``-inf`` has no allowed entry (e.g. a fully
 masked attention row). Rather than 0/0 = NaN, tinylm defines its softmax as all zeros and its
 log-softmax as all ``-inf`` (= log 0), with no warning; the backward gives 0 (softmax) and dy
-(log-softmax, the formula with p = 0) there. Entries of ``+inf`` or NaN give NaN, as in PyTorch.
+(log-softmax, the formula with p = 0) there. Both are conventions, not derivatives (the output does
+not vary with x there), and harmless: callers mask such rows, so their dy is 0 anyway. Entries of ``+inf`` or NaN give NaN, as in PyTorch.
 
 Derivation: derivations/softmax.md.  Modules: tinylm.nn.Softmax, tinylm.nn.LogSoftmax.
 Test: tests/test_ops_softmax.py (PyTorch cross-check: tests/test_torch_losses.py).
