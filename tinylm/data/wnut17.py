@@ -15,14 +15,19 @@ Tags are BIO over six entity types: ``O``, and ``B-``/``I-`` + ``person``, ``loc
 tinylm never downloads anything: get the files from ``WNUT17_URL`` (or the copy in
 ``shared/data/ner/wnut17/``) and pass their folder.
 
-Used by examples/bert_ner.py. Tests: tests/test_bert_examples.py.
+``toy_ner()`` builds a small, deterministic stand-in of the same form and labels from templates,
+so that the example and its tests run without the real files.
+
+Used by examples/bert_ner.py. Tests: tests/test_bert_examples.py, tests/test_examples.py.
 """
 from __future__ import annotations
 
 import os
 import pathlib
 
-__all__ = ["WNUT17_URL", "WNUT17_FILES", "LABELS", "LABEL_TO_ID", "read_conll", "load_wnut17"]
+import numpy as np
+
+__all__ = ["WNUT17_URL", "WNUT17_FILES", "LABELS", "LABEL_TO_ID", "read_conll", "load_wnut17", "toy_ner"]
 
 WNUT17_URL = "https://github.com/leondz/emerging_entities_17"
 WNUT17_FILES = {"train": "wnut17train.conll", "dev": "emerging.dev.conll", "test": "emerging.test.annotated"}
@@ -80,3 +85,55 @@ def load_wnut17(data_dir) -> dict[str, tuple[list[list[str]], list[list[str]]]]:
                                      f"{LABELS}")
         out[split] = (sentences, tags)
     return out
+
+
+_TOY_ENTITIES = {
+    "person": ["john", "maria lopez", "@paulwalk", "taylor swift", "obama", "sam", "lisa ray", "kevin hart"],
+    "location": ["paris", "new york", "london", "texas", "tokyo", "the beach", "los angeles", "berlin"],
+    "group": ["the beatles", "nasa", "the lakers", "un", "coldplay", "the senate"],
+    "corporation": ["apple", "google", "starbucks", "amazon", "nike", "netflix"],
+    "product": ["iphone", "xbox one", "galaxy s7", "windows 10", "kindle", "playstation"],
+    "creative-work": ["star wars", "game of thrones", "thriller", "the hobbit", "frozen", "hamlet"],
+}
+_TOY_TEMPLATES = [
+    "{person} is flying to {location} tomorrow",
+    "just saw {person} at {location} lol",
+    "my new {product} from {corporation} broke again",
+    "watching {creative-work} with {person} tonight",
+    "{group} played in {location} last night",
+    "does anyone at {corporation} read these tweets ?",
+    "i can not stop listening to {creative-work} by {group}",
+    "@{person} thanks for the {product} !",
+    "so tired today , going home",
+    "rain again in {location} , no {product} signal",
+]
+
+
+def toy_ner(n_train: int = 600, n_dev: int = 150, n_test: int = 150, seed: int = 0):
+    """A small WNUT-17 look-alike: templated social-media sentences ("just saw taylor swift at
+    new york lol") with BIO tags over the six WNUT-17 types. Same return value as
+    :func:`load_wnut17`; the same ``seed`` gives the same data."""
+    rng = np.random.default_rng(seed)
+
+    def sentence():
+        words, tags = [], []
+        for part in _TOY_TEMPLATES[rng.integers(len(_TOY_TEMPLATES))].split():
+            kind = part.lstrip("@")
+            if kind.startswith("{") and kind.endswith("}"):
+                kind = kind[1:-1]
+                names = _TOY_ENTITIES[kind]
+                entity = names[rng.integers(len(names))].split()
+                if part.startswith("@"):
+                    entity = ["@" + "".join(entity).lstrip("@")]
+                words += entity
+                tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(entity) - 1)
+            else:
+                words.append(part)
+                tags.append("O")
+        return words, tags
+
+    def split(n):
+        rows = [sentence() for _ in range(n)]
+        return [w for w, _ in rows], [t for _, t in rows]
+
+    return {"train": split(n_train), "dev": split(n_dev), "test": split(n_test)}
