@@ -1,12 +1,13 @@
 """Train a French -> English translator, report corpus BLEU on held-out sentences, draw attention.
 
-    python examples/translate.py                         # LSTM + Bahdanau attention on Tatoeba fra-eng
-    python examples/translate.py --model transformer     # the Transformer encoder-decoder instead
-    python examples/translate.py --minutes 5 --beam 1    # a shorter run, greedy decoding only
-    python examples/translate.py --data toy --minutes 1  # the built-in toy set (no download)
+    python examples/translate.py                         # built-in toy set, 30 s of training (no download)
+    python examples/translate.py --data ../shared/data/translation/tatoeba-fra-eng/fra-eng.zip --minutes 20
+    python examples/translate.py --data fra-eng.zip --model transformer --minutes 20   # the Transformer
+    python examples/translate.py --data fra-eng.zip --minutes 5 --beam 1               # shorter, greedy only
 
-Data: ``--data`` (default ``../shared/data/translation/tatoeba-fra-eng/fra-eng.zip``; without it, or
-with ``--data toy``, a small built-in toy set generated from a phrase grammar, so the script runs anywhere).
+Data: ``--data`` (Tatoeba's ``fra-eng.zip`` or its ``fra.txt``); without it, or with ``--data toy``,
+a small built-in toy set generated from a phrase grammar, so the script runs anywhere. The default
+budget (``--minutes 0.5``) suits the toy set; the real one needs minutes (see the README).
 
 1. Pairs with at most ``--max-words`` words (whitespace-separated, punctuation attached) on both
    sides are kept. French is tokenised lowercased with elisions split (``l'homme`` -> ``l' homme``),
@@ -30,7 +31,6 @@ import argparse
 import json
 import os
 import pathlib
-import sys
 import time
 
 # One BLAS thread unless told otherwise (set before NumPy loads its BLAS). The matrix products
@@ -42,44 +42,47 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 import tinylm  # noqa: E402
-from tinylm.bleu import corpus_bleu
+from tinylm.bleu import corpus_bleu  # noqa: E402
+from tinylm.data.files import check_file, reading  # noqa: E402
 from tinylm.data.translation import (BOS_ID, EOS_ID, PAD_ID, Vocab, WordTokenizer, pad_batch, read_tatoeba)
 from tinylm.io import load_with_metadata, save
 from tinylm.models.seq2seq import LSTMSeq2Seq, TransformerSeq2Seq, beam_search, greedy_decode
 from tinylm.nn.loss import CrossEntropyLoss
-from tinylm.optim import AdamW, CosineWithWarmup, check_finite, clip_grad_norm_
-
-DEFAULT_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared/data/translation/tatoeba-fra-eng/fra-eng.zip"
-
+from tinylm.optim import AdamW, CosineWithWarmup, check_finite, clip_grad_norm_  # noqa: E402
+from tinylm.scripting import (ScriptError, nonnegative_float, nonnegative_int, positive_float, positive_int,  # noqa: E402
+                              script_main)
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=None,
-                   help="fra-eng.zip or fra.txt, or 'toy' for the built-in set (default: the shared copy if present)")
+                   help="Tatoeba's fra-eng.zip or fra.txt, e.g. ../shared/data/translation/tatoeba-fra-eng/fra-eng.zip, "
+                        "or 'toy' (default: the built-in toy set)")
     p.add_argument("--model", choices=("lstm", "transformer"), default="lstm")
-    p.add_argument("--max-words", type=int, default=8)
-    p.add_argument("--test-frac", type=float, default=0.05)
-    p.add_argument("--min-freq", type=int, default=2, help="rarer words become <unk>")
-    p.add_argument("--minutes", type=float, default=20.0, help="training time budget (wall clock)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: fitted to --minutes)")
-    p.add_argument("--batch-size", type=int, default=96)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
-    p.add_argument("--warmup", type=int, default=300)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--d-model", type=int, default=256, help="Transformer width / LSTM embedding and hidden size")
-    p.add_argument("--layers", type=int, default=None,
+    p.add_argument("--max-words", type=positive_int, default=8, help="longest sentence kept, in words")
+    p.add_argument("--test-frac", type=positive_float, default=0.05, help="share of French sources held out")
+    p.add_argument("--min-freq", type=positive_int, default=2, help="rarer words become <unk>")
+    p.add_argument("--minutes", type=positive_float, default=0.5, help="training time budget (wall clock)")
+    p.add_argument("--steps", type=positive_int, default=None, help="training steps (default: fitted to --minutes)")
+    p.add_argument("--batch-size", type=positive_int, default=96)
+    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate")
+    p.add_argument("--warmup", type=positive_int, default=300, help="warm-up steps")
+    p.add_argument("--weight-decay", type=nonnegative_float, default=0.01)
+    p.add_argument("--label-smoothing", type=nonnegative_float, default=0.1)
+    p.add_argument("--dropout", type=nonnegative_float, default=0.1)
+    p.add_argument("--d-model", type=positive_int, default=256,
+                   help="Transformer width / LSTM embedding and hidden size")
+    p.add_argument("--layers", type=positive_int, default=None,
                    help="LSTM layers (default 1) / Transformer encoder and decoder layers (default 2)")
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--ff", type=int, default=512, help="Transformer feed-forward width")
-    p.add_argument("--beam", type=int, default=4, help="beam size (1: greedy only)")
-    p.add_argument("--alpha", type=float, default=0.6, help="GNMT length-penalty exponent")
-    p.add_argument("--max-test", type=int, default=None, help="evaluate on at most this many held-out sentences")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/translate"))
+    p.add_argument("--heads", type=positive_int, default=4, help="Transformer attention heads")
+    p.add_argument("--ff", type=positive_int, default=512, help="Transformer feed-forward width")
+    p.add_argument("--beam", type=positive_int, default=4, help="beam size (1: greedy only)")
+    p.add_argument("--alpha", type=nonnegative_float, default=0.6, help="GNMT length-penalty exponent")
+    p.add_argument("--max-test", type=positive_int, default=None, help="evaluate on at most this many held-out sentences")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/translate"),
+                   help="folder for model.safetensors and attention.png")
     p.add_argument("--load", type=pathlib.Path, default=None, help="skip training: evaluate this saved model")
-    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--log-every", type=positive_int, default=50, help="print the running loss every N steps")
     return p.parse_args(argv)
 
 
@@ -117,14 +120,12 @@ def toy_pairs() -> list[tuple[str, str]]:
 
 
 def load_pairs(args) -> tuple[list[tuple[str, str]], str]:
-    if args.data == "toy" or (args.data is None and not DEFAULT_DATA.exists()):
-        if args.data is None:
-            print(f"{DEFAULT_DATA} not found: using the built-in toy set")
+    if args.data is None or args.data == "toy":
         return toy_pairs(), "built-in toy set"
-    path = pathlib.Path(args.data) if args.data is not None else DEFAULT_DATA
-    if not path.exists():
-        sys.exit(f"--data: no such file {path}")
-    return read_tatoeba(path), str(path)
+    expected = "Tatoeba's fra-eng.zip or fra.txt (english<TAB>french lines)"
+    path = check_file(args.data, "--data", expected)
+    with reading("--data", path, expected):
+        return read_tatoeba(path), str(path)
 
 
 def prepare(args):
@@ -144,6 +145,9 @@ def prepare(args):
     test_keys, train_keys = keys[:n_test], keys[n_test:]
     train = [(list(k), en_tok(en)) for k in train_keys for en in groups[k]["en"]]
     test = [(list(k), groups[k]["en"]) for k in test_keys]
+    if not train:
+        raise ScriptError(f"--test-frac {args.test_frac} (with --max-words {args.max_words}) leaves no training pair; "
+                          "expected a fraction well below 1")
     print(f"data: {source}: {len(pairs)} pairs, {sum(len(g['en']) for g in groups.values())} with <= "
           f"{args.max_words} words, {len(keys)} distinct French sentences; train {len(train)} pairs "
           f"({len(train_keys)} sources), test {len(test)} sources "
@@ -325,10 +329,12 @@ def load_model(path: pathlib.Path, args):
     return model, src_vocab, tgt_vocab
 
 
+@script_main
 def main(argv=None):
     args = parse_args(argv)
     tinylm.manual_seed(args.seed)
     if args.load is not None:
+        check_file(args.load, "--load", "a model.safetensors written by this script")
         model, src_vocab, tgt_vocab = load_model(args.load, args)
         _, test, _, en_tok = prepare(args)
     else:
