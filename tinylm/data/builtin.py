@@ -1,0 +1,27 @@
+"""Built-in text that every CPython install carries, so that the examples run with no download:
+the text of Python's interactive help topics (``pydoc_data.topics``, about 465 kB of English
+prose and code).
+
+Used by examples/word_vectors.py and examples/bench_word2vec_gensim.py (and, with their own
+copies, train_gpt.py, bert_pretrain.py and ngram.py).
+"""
+from __future__ import annotations
+
+import re
+
+__all__ = ["python_docs_text", "python_docs_word_lines"]
+
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|[0-9]+")
+
+
+def python_docs_text() -> str:
+    """The help topics, in sorted order of their names (so the text is the same on every run)."""
+    import pydoc_data.topics
+    return "\n".join(pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics))
+
+
+def python_docs_word_lines() -> list[list[str]]:
+    """:func:`python_docs_text` as lower-cased word lists, one per non-empty line (about 8,300 lines
+    and 66,000 words): runs of letters (with inner apostrophes) or digits; punctuation is dropped."""
+    lines = (_WORD.findall(line.lower()) for line in python_docs_text().splitlines())
+    return [words for words in lines if words]
