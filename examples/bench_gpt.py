@@ -18,27 +18,42 @@ import platform
 import tinylm
 from tinylm.bench import bench_gpt_tinylm, bench_gpt_torch
 from tinylm.models.gpt import GPTConfig
+from tinylm.scripting import ScriptError, nonnegative_int, positive_int, script_main
 
 
+def backend_list(text: str) -> list[str]:
+    """argparse type: comma-separated backend names."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in tinylm.backend.BACKEND_NAMES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(tinylm.backend.BACKEND_NAMES)}"
+                                         f", got {text!r}")
+    return names
+
+
+@script_main
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--vocab-size", type=int, default=65)
-    p.add_argument("--n-layer", type=int, default=4)
-    p.add_argument("--n-head", type=int, default=4)
-    p.add_argument("--n-embd", type=int, default=128)
-    p.add_argument("--block-size", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=12)
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--backends", default="numpy,numba")
+    p.add_argument("--vocab-size", type=positive_int, default=65, help="tokens (65: tiny Shakespeare's characters)")
+    p.add_argument("--n-layer", type=positive_int, default=4, help="transformer blocks")
+    p.add_argument("--n-head", type=positive_int, default=4, help="attention heads")
+    p.add_argument("--n-embd", type=positive_int, default=128, help="model width")
+    p.add_argument("--block-size", type=positive_int, default=64, help="context length")
+    p.add_argument("--batch-size", type=positive_int, default=12)
+    p.add_argument("--steps", type=positive_int, default=30, help="timed training steps per implementation")
+    p.add_argument("--warmup", type=nonnegative_int, default=3, help="untimed steps first")
+    p.add_argument("--backends", type=backend_list, default=["numpy", "numba"],
+                   help="tinylm backends to time, comma-separated (default: numpy,numba)")
     a = p.parse_args(argv)
+    if a.n_embd % a.n_head:
+        raise ScriptError(f"--n-head: must divide --n-embd {a.n_embd}, got {a.n_head}")
     cfg = GPTConfig(vocab_size=a.vocab_size, block_size=a.block_size, n_layer=a.n_layer, n_head=a.n_head,
                     n_embd=a.n_embd)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs | "
           f"GPT {a.n_layer}L/{a.n_head}H/{a.n_embd}C, block {a.block_size}, batch {a.batch_size}, float32")
     ref = bench_gpt_torch(cfg, a.batch_size, a.steps, a.warmup)
     rows = [("pytorch eager", ref)] if ref else []
-    for name in a.backends.split(","):
+    for name in a.backends:
         try:
             rows.append((f"tinylm {name}", bench_gpt_tinylm(cfg, a.batch_size, a.steps, a.warmup, name)))
         except tinylm.BackendUnavailableError as e:
