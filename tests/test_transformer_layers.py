@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from tinylm.gradcheck import check_module
-from tinylm.nn.module import Module
+from tinylm.gradcheck import check_module, fixed_random_streams
 from tinylm.nn.normalization import LayerNorm
 from tinylm.nn.transformer import (TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
                                    TransformerEncoderLayer)
@@ -37,71 +36,68 @@ def _pad(B, L, rng):
 
 # --- gradient checks -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("norm_first, activation, batch_first, causal", [
-    (False, "relu", True, False), (False, "gelu", False, True),
-    (True, "gelu", True, True), (True, "relu", False, False),
+@pytest.mark.parametrize("norm_first, activation, batch_first, causal, bias", [
+    (False, "relu", True, False, True), (False, "gelu", False, True, True),
+    (True, "gelu", True, True, True), (True, "relu", False, False, True),
+    (False, "gelu", True, True, False), (True, "relu", True, False, False),
 ])
-def test_encoder_layer_gradcheck(rng, norm_first, activation, batch_first, causal):
-    m = _layer("enc", rng, norm_first=norm_first, activation=activation, batch_first=batch_first)
+def test_encoder_layer_gradcheck(rng, norm_first, activation, batch_first, causal, bias):
+    """bias=False: no Linear, in_proj, out_proj or LayerNorm bias (PyTorch's bias switch)."""
+    m = _layer("enc", rng, norm_first=norm_first, activation=activation, batch_first=batch_first, bias=bias)
+    assert any(n.endswith("bias") for n, _ in m.named_parameters()) == bias
     B, S = 2, 3
     x = rng.standard_normal((B, S, C) if batch_first else (S, B, C))
-    check_module(m, x, forward_kwargs=dict(src_key_padding_mask=_pad(B, S, rng), is_causal=causal))
+    check_module(m, x, tol=1e-5, forward_kwargs=dict(src_key_padding_mask=_pad(B, S, rng), is_causal=causal))
 
 
-@pytest.mark.parametrize("norm_first, activation, batch_first", [
-    (False, "relu", True), (False, "gelu", False), (True, "gelu", True), (True, "relu", False),
+@pytest.mark.parametrize("norm_first, activation, batch_first, bias, memory_is_causal", [
+    (False, "relu", True, True, False), (False, "gelu", False, True, False),
+    (True, "gelu", True, True, False), (True, "relu", False, True, False),
+    (False, "gelu", True, False, True), (True, "relu", False, False, False), (True, "gelu", True, True, True),
 ])
-def test_decoder_layer_gradcheck(rng, norm_first, activation, batch_first):
+def test_decoder_layer_gradcheck(rng, norm_first, activation, batch_first, bias, memory_is_causal):
     """Both inputs: dtgt through the self-attention and residuals, dmemory through the
-    cross-attention's keys and values."""
-    m = _layer("dec", rng, norm_first=norm_first, activation=activation, batch_first=batch_first)
+    cross-attention's keys and values (causally masked with memory_is_causal, T=3 < S=4)."""
+    m = _layer("dec", rng, norm_first=norm_first, activation=activation, batch_first=batch_first, bias=bias)
+    assert any(n.endswith("bias") for n, _ in m.named_parameters()) == bias
     B, T, S = 2, 3, 4
     tgt = rng.standard_normal((B, T, C) if batch_first else (T, B, C))
     mem = rng.standard_normal((B, S, C) if batch_first else (S, B, C))
-    kw = dict(tgt_key_padding_mask=_pad(B, T, rng), memory_key_padding_mask=_pad(B, S, rng), tgt_is_causal=True)
-    check_module(m, tgt, mem, forward_kwargs=kw)
+    kw = dict(tgt_key_padding_mask=_pad(B, T, rng), memory_key_padding_mask=_pad(B, S, rng), tgt_is_causal=True,
+              memory_is_causal=memory_is_causal)
+    if memory_is_causal:                                      # the flag does mask the cross-attention
+        assert not np.allclose(m(tgt, mem, **kw), m(tgt, mem, **{**kw, "memory_is_causal": False}))
+    check_module(m, tgt, mem, tol=1e-6, forward_kwargs=kw)
 
 
 def test_stacks_gradcheck(rng):
-    """Two layers and a final norm (post-LN encoder, pre-LN decoder); the decoder's dmemory sums
-    the gradients of both layers."""
+    """Two layers and a final norm (post-LN encoder, pre-LN decoder, pre-LN causal encoder); the
+    decoder's dmemory sums the gradients of both layers."""
     kw = dict(dropout=0.0, dim_feedforward=4, batch_first=True)
     enc = TransformerEncoder(TransformerEncoderLayer(C, H, **kw), 2, norm=LayerNorm(C))
     dec = TransformerDecoder(TransformerDecoderLayer(C, H, norm_first=True, **kw), 2, norm=LayerNorm(C))
-    enc, dec = _randomise(enc.double(), rng), _randomise(dec.double(), rng)
+    pre = TransformerEncoder(TransformerEncoderLayer(C, H, norm_first=True, **kw), 2, norm=LayerNorm(C))
+    enc, dec, pre = (_randomise(m.double(), rng) for m in (enc, dec, pre))
     pad = np.array([[False, False, True], [False, False, False]])
-    check_module(enc, rng.standard_normal((2, 3, C)), forward_kwargs=dict(src_key_padding_mask=pad))
-    check_module(dec, rng.standard_normal((2, 2, C)), rng.standard_normal((2, 3, C)),
+    check_module(enc, rng.standard_normal((2, 3, C)), tol=1e-5, forward_kwargs=dict(src_key_padding_mask=pad))
+    check_module(dec, rng.standard_normal((2, 2, C)), rng.standard_normal((2, 3, C)), tol=1e-5,
                  forward_kwargs=dict(memory_key_padding_mask=pad, tgt_is_causal=True))
-
-
-class _FixedDropout(Module):
-    """Re-seeds every dropout generator of ``layer`` before each forward, so that every call of the
-    gradient check draws the same masks and the backward must reuse exactly those."""
-
-    def __init__(self, layer, seed):
-        super().__init__()
-        self.layer, self.seed = layer, seed
-
-    def forward(self, *xs, **kw):
-        for i, (_, m) in enumerate(self.layer.named_modules()):
-            if hasattr(m, "rng") and m.rng is not None:
-                m.rng = np.random.default_rng(self.seed + i)
-        return self.layer(*xs, **kw)
-
-    def backward(self, dout):
-        return self.layer.backward(dout)
+    check_module(pre, rng.standard_normal((2, 3, C)), tol=1e-5,
+                 forward_kwargs=dict(src_key_padding_mask=pad, is_causal=True))
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_dropout_masks_reach_the_backward(rng, norm_first):
+    """Training mode with dropout_seed: every forward of the check draws the same masks (a distinct
+    stream per Dropout/attention dropout), so the backward must reuse exactly those."""
     m = _layer("dec", rng, norm_first=norm_first, dropout=0.3, rng=5, batch_first=True).train()
-    wrapped = _FixedDropout(m, seed=11)
     tgt, mem = rng.standard_normal((2, 3, C)), rng.standard_normal((2, 4, C))
-    out = wrapped(tgt, mem)
-    assert not np.allclose(out, m.eval()(tgt, mem))           # dropout did act in training mode
+    with fixed_random_streams(m, 11) as reset:
+        reset()
+        out = m(tgt, mem, tgt_is_causal=True)
+    assert not np.allclose(out, m.eval()(tgt, mem, tgt_is_causal=True))   # dropout did act in training mode
     m.train()
-    check_module(wrapped, tgt, mem, forward_kwargs=dict(tgt_is_causal=True))
+    check_module(m, tgt, mem, tol=1e-6, dropout_seed=11, forward_kwargs=dict(tgt_is_causal=True))
 
 
 # --- invariants ------------------------------------------------------------------------------
