@@ -20,9 +20,11 @@ def test_linear_gradcheck_no_bias(rng):
     check_op(fwd, bwd, {"x": x, "weight": w}, tol=1e-7)
 
 
-def test_linear_module_gradcheck(rng):
-    m = tinylm.nn.Linear(5, 3).double()
-    check_module(m, rng.standard_normal((2, 4, 5)), tol=1e-7)
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_module_gradcheck(rng, bias):
+    m = tinylm.nn.Linear(5, 3, bias=bias).double()
+    report = check_module(m, rng.standard_normal((2, 4, 5)), tol=1e-7)
+    assert set(report.errors) == {"input0", "weight"} | ({"bias"} if bias else set())
 
 
 def test_linear_module_matches_formula(rng):
@@ -97,13 +99,27 @@ def test_linear_shapes_and_dtypes(n, i, o, lead, dtype):
 
 # --- linear_gelu: y = gelu(x W^T + b) as one op ---
 
+@pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("approximate", ["tanh", "none"])
-def test_linear_gelu_gradcheck(rng, backend, approximate):
+def test_linear_gelu_gradcheck(rng, backend, approximate, bias):
+    """With bias=None the backward's third gradient is None and x, weight are checked alone (as
+    test_linear_gradcheck_no_bias), so the no-bias branch of each backend's kernel is covered."""
     x, w, b = rng.standard_normal((2, 3, 5)), rng.standard_normal((7, 5)), rng.standard_normal(7)
+    inputs = {"x": x, "weight": w, "bias": b} if bias else {"x": x, "weight": w}
+
+    def fwd(x, weight, bias=None):
+        return linear_gelu_forward(x, weight, bias, approximate)
+
+    def bwd(dy, cache):
+        grads = linear_gelu_backward(dy, cache)
+        if bias:
+            return grads
+        assert grads[2] is None
+        return grads[:2]
+
     with tinylm.use_backend(backend):
-        check_op(lambda x, weight, bias: linear_gelu_forward(x, weight, bias, approximate), linear_gelu_backward,
-                 {"x": x, "weight": w, "bias": b}, tol=1e-7)
+        check_op(fwd, bwd, inputs, tol=1e-7)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
@@ -121,11 +137,13 @@ def test_linear_gelu_equals_linear_then_gelu(rng, backend):
         np.testing.assert_allclose(g_fused, g, rtol=1e-11, atol=1e-11)
 
 
-def test_linear_gelu_module_gradcheck_and_state_dict(rng):
-    m = tinylm.nn.LinearGELU(5, 3).double()
-    check_module(m, rng.standard_normal((2, 4, 5)), tol=1e-7)
-    assert sorted(m.state_dict()) == ["bias", "weight"]
-    assert "approximate='tanh'" in repr(m)
+@pytest.mark.parametrize("bias, approximate", [(True, "tanh"), (False, "tanh"), (True, "none"), (False, "none")])
+def test_linear_gelu_module_gradcheck_and_state_dict(rng, bias, approximate):
+    m = tinylm.nn.LinearGELU(5, 3, bias=bias, approximate=approximate).double()
+    report = check_module(m, rng.standard_normal((2, 4, 5)), tol=1e-7)
+    assert set(report.errors) == {"input0", "weight"} | ({"bias"} if bias else set())
+    assert sorted(m.state_dict()) == (["bias", "weight"] if bias else ["weight"])
+    assert f"approximate={approximate!r}" in repr(m)
 
 
 def test_linear_gelu_module_is_linear_then_gelu(rng):
