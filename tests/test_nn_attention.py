@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from tinylm.gradcheck import check_module
+from tinylm.gradcheck import check_module, fixed_random_streams
 from tinylm.nn.attention import MultiheadAttention
 from tinylm.nn.module import Module
 from tinylm.nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
@@ -16,19 +16,27 @@ class _AttnOutput(Module):
     """attn_output only (check_module differentiates one output). ``self_attention`` feeds one input
     as query, key and value and sums the three gradients, as a caller of MHA.backward must."""
 
-    def __init__(self, mha, self_attention=False, dropout_seed=None, **kwargs):
+    def __init__(self, mha, self_attention=False, **kwargs):
         super().__init__()
-        self.mha, self.self_attention, self.dropout_seed, self.kwargs = mha, self_attention, dropout_seed, kwargs
+        self.mha, self.self_attention, self.kwargs = mha, self_attention, kwargs
 
     def forward(self, *xs):
-        if self.dropout_seed is not None:        # the same dropout mask on every call
-            self.mha.rng = np.random.default_rng(self.dropout_seed)
         q, k, v = xs * 3 if self.self_attention else xs
         return self.mha(q, k, v, need_weights=False, **self.kwargs)[0]
 
     def backward(self, dout):
         dq, dk, dv = self.mha.backward(dout)
         return dq + dk + dv if self.self_attention else (dq, dk, dv)
+
+
+def _mha(E, H, gen, **kwargs):
+    """A float64 MultiheadAttention whose biases (zero at init, as PyTorch's) are random, so that a
+    backward that mishandles them (or lets them leak into dx) cannot pass as the zero gradient."""
+    m = MultiheadAttention(E, H, **kwargs).double()
+    if m.in_proj_bias is not None:
+        m.in_proj_bias.data = gen.standard_normal(3 * E)
+        m.out_proj.bias.data = gen.standard_normal(E)
+    return m
 
 
 def _softmax(s):
@@ -65,28 +73,43 @@ def _inputs(rng, B=2, T=3, S=4, E=4, batch_first=False):
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("kwargs", [{}, {"is_causal": True}], ids=["full", "causal"])
 def test_mha_self_attention_gradcheck(rng, batch_first, kwargs):
-    m = MultiheadAttention(4, 2, batch_first=batch_first, rng=1).double()
+    m = _mha(4, 2, rng, batch_first=batch_first, rng=1)
     x, _, _ = _inputs(rng, T=3, batch_first=batch_first)
-    check_module(_AttnOutput(m, self_attention=True, **kwargs), x, tol=1e-5)
+    check_module(_AttnOutput(m, self_attention=True, **kwargs), x, tol=1e-6)
 
 
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_mha_cross_attention_gradcheck_with_padding(rng, batch_first):
-    m = MultiheadAttention(4, 2, batch_first=batch_first, rng=2).double()
+    m = _mha(4, 2, rng, batch_first=batch_first, rng=2)
     pad = np.array([[False, True, False, False], [True, True, True, True]])   # sequence 1: all padding
     check_module(_AttnOutput(m, key_padding_mask=pad), *_inputs(rng, T=3, S=4, batch_first=batch_first), tol=1e-5)
 
 
 def test_mha_causal_padding_no_bias_gradcheck(rng):
-    m = MultiheadAttention(6, 3, bias=False, batch_first=True, rng=3).double()
+    m = _mha(6, 3, rng, bias=False, batch_first=True, rng=3)
     pad = np.array([[False, False, True, False, False], [True, False, False, False, False]])
     check_module(_AttnOutput(m, key_padding_mask=pad, is_causal=True), *_inputs(rng, T=2, S=5, E=6, batch_first=True),
-                 tol=1e-5)
+                 tol=1e-6)
 
 
-def test_mha_dropout_gradcheck(rng):
-    m = MultiheadAttention(4, 2, dropout=0.3, batch_first=True, rng=4).double()
-    check_module(_AttnOutput(m, dropout_seed=9), *_inputs(rng, batch_first=True), tol=1e-5)
+# (time first, padded and causal: tests/test_dropout_gradchecks.py)
+@pytest.mark.parametrize("batch_first, kwargs", [
+    (True, {}), (False, {}),
+    (True, {"key_padding_mask": np.array([[False, True, False, False], [False, False, True, True]]),
+            "is_causal": True}),
+], ids=["batch_first", "time_first", "batch_first-pad-causal"])
+def test_mha_dropout_gradcheck(rng, batch_first, kwargs):
+    """Training mode, attention-probability dropout with the masks fixed by dropout_seed; with the
+    padding and causal masks, dropout acts on the masked probabilities (zeros stay zeros)."""
+    m = _mha(4, 2, rng, dropout=0.3, batch_first=batch_first, rng=4)
+    wrapped, xs = _AttnOutput(m, **kwargs), _inputs(rng, batch_first=batch_first)
+    with fixed_random_streams(wrapped, 9) as reset:
+        reset()
+        out = wrapped(*xs)
+    assert not np.allclose(out, wrapped.eval()(*xs))          # dropout did act in training mode
+    report = check_module(wrapped.train(), *xs, tol=1e-6, dropout_seed=9)
+    assert set(report.errors) == {"input0", "input1", "input2", "mha.in_proj_weight", "mha.in_proj_bias",
+                                  "mha.out_proj.weight", "mha.out_proj.bias"}
 
 
 # --- MultiheadAttention: behaviour ---
