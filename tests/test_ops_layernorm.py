@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
+import tinylm
+
 from tinylm.gradcheck import check_module, check_op
 from tinylm.nn.normalization import LayerNorm
 from tinylm.ops.layernorm import layernorm_backward, layernorm_forward
@@ -26,6 +28,25 @@ def test_layernorm_gradcheck_weight_only_and_large_eps(rng):
     fwd = lambda x, weight: layernorm_forward(x, weight, None, eps=0.5)
     bwd = lambda dy, cache: layernorm_backward(dy, cache)[:2]
     check_op(fwd, bwd, {"x": 0.3 * rng.standard_normal((4, 5)), "weight": rng.standard_normal(5)}, tol=1e-7)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("affine", ["weight_and_bias", "weight_only", "none"])
+def test_layernorm_gradcheck_each_backend(rng, backend, affine):
+    """The backend's own layernorm kernel (numba: one compiled pass per row, a has_bias branch)
+    against finite differences, for each combination of the affine parameters."""
+    C = 5
+    inputs = {"x": rng.standard_normal((2, 3, C)), "weight": rng.standard_normal(C), "bias": rng.standard_normal(C)}
+    n = {"weight_and_bias": 3, "weight_only": 2, "none": 1}[affine]
+    inputs = dict(list(inputs.items())[:n])
+
+    def bwd(dy, cache):
+        grads = layernorm_backward(dy, cache)
+        assert all(g is None for g in grads[n:])
+        return grads[:n]
+
+    with tinylm.use_backend(backend):
+        check_op(lambda x, weight=None, bias=None: layernorm_forward(x, weight, bias), bwd, inputs, tol=1e-7)
 
 
 def test_backward_returns_none_for_absent_params(rng):
