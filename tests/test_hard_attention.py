@@ -181,6 +181,30 @@ def test_reinforce_fully_masked_query_gets_zero_gradient(rng):
     assert not dscores[1].any() and not dvalues[1].any()
 
 
+@pytest.mark.parametrize("steps", [True, False], ids=["BTS", "BS"])
+@pytest.mark.parametrize("baseline_kind", ["float", "array"])
+def test_reinforce_gradient_is_its_definition(rng, steps, baseline_kind):
+    """dscores = -(R - b)(onehot - p) per query, with a float baseline or one baseline per query
+    (an array shaped as the reward), p the masked softmax; dvalues = onehot^T dcontext."""
+    shape = (B, T) if steps else (B,)
+    scores = rng.standard_normal((*shape, S))
+    values = rng.standard_normal((B, S, DV))
+    (context, onehot), cache = hard_attention_forward(scores, values, MASK, mode="sample", estimator="reinforce",
+                                                     rng=3)
+    reward = rng.uniform(1, 2, shape)                         # R - b >= 1: the check is not vacuous
+    baseline = -0.5 if baseline_kind == "float" else rng.uniform(-1, 0, shape)
+    dcontext = rng.standard_normal(context.shape)
+    dscores, dvalues = hard_attention_backward(dcontext, cache, reward=reward, baseline=baseline)
+    p = _softmax_masked(scores if steps else scores[:, None], MASK)
+    p = p if steps else p[:, 0]
+    want = -np.asarray(reward - baseline)[..., None] * (onehot - p)
+    np.testing.assert_allclose(dscores, want, rtol=1e-12, atol=1e-15)
+    assert np.abs(want[0]).max() > 0.1 and not want[1].any()   # sequence 1 has no real key
+    oh = onehot if steps else onehot[:, None]
+    dc = dcontext if steps else dcontext[:, None]
+    np.testing.assert_allclose(dvalues, oh.swapaxes(1, 2) @ dc, rtol=1e-12, atol=1e-15)
+
+
 # --- module -----------------------------------------------------------------------------------------
 
 def _qkv(rng, steps=True):

@@ -59,7 +59,7 @@ def test_score_ops_gradcheck(rng, steps):
     check_op(dot_score_forward, dot_score_backward, {n: x[n] for n in ("query", "keys")}, tol=1e-7)
 
 
-@pytest.mark.parametrize("mask", [None, MASK], ids=["nomask", "allpad"])
+@pytest.mark.parametrize("mask", [None, PARTIAL, MASK], ids=["nomask", "partial", "allpad"])
 def test_soft_attention_op_gradcheck(rng, mask):
     inputs = {"scores": 3 * rng.standard_normal((B, T, S)), "values": rng.standard_normal((B, S, DV))}
     check_op(soft_attention_forward, soft_attention_backward, inputs, kwargs={"key_padding_mask": mask}, tol=1e-7)
@@ -71,12 +71,13 @@ def _module(kind, rng=0):
     return LuongAttention(DK if kind == "dot" else DQ, DK, mode=kind, rng=rng)
 
 
+@pytest.mark.parametrize("mask", [None, PARTIAL, MASK], ids=["nomask", "partial", "allpad"])
 @pytest.mark.parametrize("steps", [True, False], ids=["BTD", "BD"])
 @pytest.mark.parametrize("kind", list(OPS))
-def test_module_gradcheck(rng, kind, steps):
+def test_module_gradcheck(rng, kind, steps, mask):
     x = _inputs(rng, kind, steps)
     m = _module(kind).double()
-    report = check_module(m, x["query"], x["keys"], x["values"], forward_kwargs={"key_padding_mask": MASK}, tol=1e-5)
+    report = check_module(m, x["query"], x["keys"], x["values"], forward_kwargs={"key_padding_mask": mask}, tol=1e-6)
     names = {"additive": {"query_proj.weight", "key_proj.weight", "v.weight"}, "dot": set(), "general": {"weight"}}
     assert set(report.errors) == {"input0", "input1", "input2"} | names[kind]
 
