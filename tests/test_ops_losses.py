@@ -6,10 +6,11 @@ import pytest
 from hypothesis import given, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from tinylm.gradcheck import check_module, check_op
+from tinylm.gradcheck import check_module, check_op, numerical_grad, rel_error
 from tinylm.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from tinylm.ops.losses import (bce_with_logits_backward, bce_with_logits_forward, cross_entropy_backward,
                                cross_entropy_forward, mse_backward, mse_forward)
+from tinylm.ops.softmax import log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward
 
 REDUCTIONS = ["mean", "sum", "none"]
 
@@ -43,7 +44,7 @@ def _ce_reference(logits, target, ignore_index=-100, eps=0.0, reduction="mean"):
 # --- gradient checks ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2, 1.0])      # 1.0: q uniform, the target id plays no part
 @pytest.mark.parametrize("ignore", [False, True])
 def test_cross_entropy_gradcheck(rng, reduction, label_smoothing, ignore):
     logits = rng.standard_normal((2, 3, 5))
@@ -58,7 +59,8 @@ def test_cross_entropy_gradcheck_with_ignore_index_a_class(rng):
              kwargs={"ignore_index": 0, "label_smoothing": 0.1}, tol=1e-7)
 
 
-# Targets and pos_weight are data: the backward differentiates the logits only (wrt).
+# Targets and pos_weight are data: the backward differentiates the logits (pred) only, hence wrt;
+# unlike PyTorch, a float target gets no gradient (test_targets_get_no_gradient).
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("with_pos_weight", [False, True])
 def test_bce_with_logits_gradcheck(rng, reduction, with_pos_weight):
@@ -73,6 +75,54 @@ def test_bce_with_logits_gradcheck(rng, reduction, with_pos_weight):
 def test_mse_gradcheck(rng, reduction):
     check_op(mse_forward, mse_backward, {"pred": rng.standard_normal((3, 4)), "target": rng.standard_normal((3, 4))},
              kwargs={"reduction": reduction}, wrt=["pred"], tol=1e-7)
+
+
+def test_targets_get_no_gradient(rng):
+    """mse_backward / bce_with_logits_backward return one array, dpred / dlogits: the float target
+    is treated as data. A caller who needs dtarget has it in closed form (checked here against
+    finite differences): MSE dtarget = -dpred; BCE dtarget = dl (-x + (pos_weight - 1) softplus(-x))."""
+    x, y, pw = rng.standard_normal((3, 4)), rng.uniform(0, 1, (3, 4)), rng.uniform(0.2, 3.0, 4)
+    loss, cache = mse_forward(x, y, "sum")
+    dpred = mse_backward(np.array(1.0), cache)
+    assert isinstance(dpred, np.ndarray) and dpred.shape == x.shape
+    numeric = numerical_grad(lambda: float(mse_forward(x, y, "sum")[0]), y)
+    assert rel_error(-dpred, numeric) < 1e-7
+    loss, cache = bce_with_logits_forward(x, y, "sum", pw)
+    dlogits = bce_with_logits_backward(np.array(1.0), cache)
+    assert isinstance(dlogits, np.ndarray) and dlogits.shape == x.shape
+    numeric = numerical_grad(lambda: float(bce_with_logits_forward(x, y, "sum", pw)[0]), y)
+    softplus = np.logaddexp(0, -x)
+    assert rel_error(-x + (pw - 1) * softplus, numeric) < 1e-7
+
+
+def _finite_gradcheck(forward, backward, x, rng):
+    """FD gradient check of ``out = forward(x)`` where some entries of x (and of out) are -inf:
+    the upstream gradient is zero at the -inf outputs (their only sensible value: -inf * 0 is
+    meaningless), so L = sum over the finite outputs; the -inf inputs have zero numerical
+    gradient (-inf +- eps = -inf) and must get zero analytic gradient. Returns the max relative
+    error over x."""
+    out, cache = forward(x)
+    finite = np.isfinite(out)
+    g = np.where(finite, rng.standard_normal(np.shape(out)), 0.0)
+    dx = backward(g, cache)
+    numeric = numerical_grad(lambda: float(np.sum(np.where(finite, forward(x)[0], 0.0) * g)), x)
+    assert np.all(dx[np.isneginf(x)] == 0) and np.abs(numeric[np.isfinite(x)]).min() > 0
+    return rel_error(dx, numeric)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax", "cross_entropy"])
+def test_gradcheck_with_partly_masked_rows(rng, op):
+    """Rows with some -inf logits (masked entries: a vocabulary or key mask) still have a well
+    defined gradient over their finite entries, checked by FD over exactly those."""
+    x = rng.standard_normal((3, 5))
+    x[0, [1, 3]] = -np.inf
+    x[1, 0] = -np.inf
+    x[2, [0, 2, 4]] = -np.inf
+    target = np.array([0, 2, 3])                               # classes with finite logits
+    pairs = {"softmax": (softmax_forward, softmax_backward),
+             "log_softmax": (log_softmax_forward, log_softmax_backward),
+             "cross_entropy": (lambda z: cross_entropy_forward(z, target, reduction="none"), cross_entropy_backward)}
+    assert _finite_gradcheck(*pairs[op], x, rng) < 1e-7
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
