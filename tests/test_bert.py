@@ -67,8 +67,9 @@ class WithPooled(Module):
 
 # ---------------------------------------------------------------- gradient checks (float64)
 
-def test_layer_gradcheck(rng):
-    layer = for_gradcheck(BertLayer(tiny()), rng)
+@pytest.mark.parametrize("hidden_act", ["gelu", "gelu_new", "relu"])
+def test_layer_gradcheck(rng, hidden_act):
+    layer = for_gradcheck(BertLayer(tiny(hidden_act=hidden_act)), rng)
     x = rng.standard_normal((2, 5, 8))
     kpm = np.array([[False] * 5, [False, False, False, True, True]])
     report = check_module(layer, x, forward_kwargs={"key_padding_mask": kpm}, tol=1e-6)
@@ -118,9 +119,11 @@ def test_head_gradcheck(rng, head):
     assert trainable == set(report.errors)
 
 
-def test_mlm_prediction_head_gradcheck(rng):
-    """The head alone: transform, tied decoder (here its own Parameter) and bias, and its input."""
-    cfg = tiny()
+@pytest.mark.parametrize("hidden_act", ["gelu", "gelu_new", "relu"])
+def test_mlm_prediction_head_gradcheck(rng, hidden_act):
+    """The head alone: transform (with each hidden_act), tied decoder (here its own Parameter) and
+    bias, and its input."""
+    cfg = tiny(hidden_act=hidden_act)
     head = for_gradcheck(BertLMPredictionHead(cfg, Parameter(rng.standard_normal((V, 8)))), rng)
     report = check_module(head, rng.standard_normal((2, 3, 8)), tol=1e-7)
     assert {"input0", "decoder_weight", "bias", "transform.dense.weight"} <= set(report.errors)
