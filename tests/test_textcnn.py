@@ -20,7 +20,7 @@ def small(**kwargs):
 def test_gradcheck_every_parameter_with_lengths(rng):
     model = small().double().eval()                          # eval: dropout off, so the forward is deterministic
     ids = np.array([[3, 5, 7, 2, 9, 4], [8, 1, 6, 11, 0, 0]])
-    report = check_module(model, ids, forward_kwargs={"lengths": np.array([6, 4])}, tol=1e-5)
+    report = check_module(model, ids, forward_kwargs={"lengths": np.array([6, 4])}, tol=1e-7)
     assert set(report.errors) == {n for n, _ in model.named_parameters()}
 
 
@@ -29,8 +29,8 @@ def test_gradcheck_short_sentences_without_padding_idx():
     # padding_idx=None their row is a parameter like any other: it must get its gradient.
     model = small(padding_idx=None, kernel_sizes=(1, 3)).double().eval()
     ids = np.array([[3, 0, 0, 0], [8, 1, 6, 0]])
-    check_module(model, ids, forward_kwargs={"lengths": np.array([1, 3])}, tol=1e-5)
-    check_module(model, ids, tol=1e-5)
+    check_module(model, ids, forward_kwargs={"lengths": np.array([1, 3])}, tol=1e-7)
+    check_module(model, ids, tol=1e-7)
 
 
 def reference_logits(model, ids, lengths):
