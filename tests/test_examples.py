@@ -149,6 +149,19 @@ def test_semantic_search_data_and_corpus_alias(tmp_path):
         assert results["good film"][0][0] == "good film"
 
 
+def test_semantic_search_reports_progress(capsys):
+    """A large corpus is not embedded in silence: a progress line every ``progress_every`` seconds."""
+    from tinylm.models.bert import BERT, BertConfig
+    from tinylm.tokenizers.wordpiece import WordPieceTokenizer
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat"]
+    model = BERT(BertConfig(vocab_size=len(vocab), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=12, max_position_embeddings=16), rng=0)
+    example("semantic_search").embed(model, WordPieceTokenizer(vocab), ["the cat"] * 5, batch_size=2,
+                                     progress_every=0.0)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("embedded 2/5 documents") and err[-1].startswith("embedded 5/5 documents")
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input: exit status 2 and one line naming the flag
 # ---------------------------------------------------------------------------------------------
