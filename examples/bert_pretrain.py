@@ -40,9 +40,11 @@ from tinylm.data.files import DataError, read_text
 from tinylm.optim import AdamW, CosineWithWarmup, check_finite, clip_grad_norm_, weight_decay_groups
 from tinylm.scripting import ScriptError, nonnegative_float, nonnegative_int, positive_float, positive_int, script_main
 
-PROMPTS = ["the [MASK] statement leaves the current function call .",
-           "a list is a [MASK] sequence of items .",
-           "if the condition is true , the [MASK] is executed ."]
+# Fill-in-the-blank sentences and the word the documentation would put there. Early on the top
+# guesses are frequent words; the rank of the expected word shows the learning before they change.
+PROMPTS = [("the [MASK] statement leaves the current function call .", "return"),
+           ("a list is a [MASK] sequence of items .", "mutable"),
+           ("if the condition is true , the [MASK] is executed .", "suite")]
 
 
 def builtin_corpus() -> str:
@@ -160,13 +162,15 @@ def evaluate(model, crit, batches) -> dict[str, float]:
     return {"loss": total_loss / count, "accuracy": correct / count}
 
 
-def fill_mask(model, tok, sentence: str, k: int = 5) -> list[str]:
+def fill_mask(model, tok, sentence: str, k: int = 5) -> tuple[list[str], np.ndarray]:
+    """The ``k`` most likely tokens at the [MASK], and every vocabulary id ranked, best first."""
     ids = np.asarray([tok.encode(sentence)], dtype=np.int64)
     pos = int(np.argmax(ids[0] == tok.mask_token_id))
     model.eval()
     logits = tinylm.to_numpy(model(tinylm.get_backend().asarray(ids)))[0, pos]
     model.train()
-    return [tok.id_to_token(int(i)) for i in np.argsort(-logits)[:k]]
+    ranked = np.argsort(-logits)
+    return [tok.id_to_token(int(i)) for i in ranked[:k]], ranked
 
 
 @script_main
@@ -245,9 +249,13 @@ def main(argv=None) -> dict:
                   f"accuracy {ev['accuracy']:.3f} | {elapsed:.0f} s", flush=True)
             recent = []
 
-    for s in PROMPTS:
+    for s, answer in PROMPTS:
         if len(tok.encode(s)) <= cfg.max_position_embeddings:
-            print(f"{s!r}: {fill_mask(model, tok, s)}")
+            top, ranked = fill_mask(model, tok, s)
+            answer_ids = tok.encode(answer, add_special_tokens=False)
+            rank = (f"'{answer}' ranked {int(np.argmax(ranked == answer_ids[0])) + 1} of {tok.vocab_size}"
+                    if len(answer_ids) == 1 else f"'{answer}' is not one token")
+            print(f"{s!r}: {top} ({rank})")
     if args.out is not None:
         model.save_pretrained(args.out)
         if hasattr(tok, "save_pretrained"):
