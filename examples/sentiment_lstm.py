@@ -44,7 +44,8 @@ def parse_args(argv=None):
                    help="folder with GLUE SST-2 train.tsv and dev.tsv, e.g. ../shared/data/sst2 "
                         "(default: the small built-in toy set)")
     p.add_argument("--toy", action="store_true", help="use the built-in toy set even when --data is given")
-    p.add_argument("--vocab", type=positive_int, default=10000, help="ids kept by the tokenizer (the Embedding's input_dim)")
+    p.add_argument("--vocab", type=positive_int, default=10000,
+                   help="ids kept by the tokenizer (the Embedding's input_dim)")
     p.add_argument("--maxlen", type=positive_int, default=48, help="ids per sequence (longer ones keep their end)")
     p.add_argument("--epochs", type=positive_int, default=3)
     p.add_argument("--batch-size", type=positive_int, default=32)

@@ -35,7 +35,8 @@ from tinylm.metrics import accuracy_score, f1_score, precision_score, recall_sco
 from tinylm.models.textcnn import TextCNN  # noqa: E402
 from tinylm.nn.loss import CrossEntropyLoss  # noqa: E402
 from tinylm.optim import Adam, check_finite  # noqa: E402
-from tinylm.scripting import nonnegative_float, nonnegative_int, positive_float, positive_int, script_main  # noqa: E402,E501
+from tinylm.scripting import (nonnegative_float, nonnegative_int, positive_float, positive_int,  # noqa: E402
+                              script_main)
 from tinylm.text import Tokenizer, pad_sequences  # noqa: E402
 
 def parse_args(argv=None):

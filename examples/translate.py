@@ -49,14 +49,14 @@ from tinylm.io import load_with_metadata, save
 from tinylm.models.seq2seq import LSTMSeq2Seq, TransformerSeq2Seq, beam_search, greedy_decode
 from tinylm.nn.loss import CrossEntropyLoss
 from tinylm.optim import AdamW, CosineWithWarmup, check_finite, clip_grad_norm_  # noqa: E402
-from tinylm.scripting import (ScriptError, nonnegative_float, nonnegative_int, positive_float, positive_int,  # noqa: E402
-                              script_main)
+from tinylm.scripting import (ScriptError, nonnegative_float, nonnegative_int,  # noqa: E402
+                              positive_float, positive_int, script_main)
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=None,
-                   help="Tatoeba's fra-eng.zip or fra.txt, e.g. ../shared/data/translation/tatoeba-fra-eng/fra-eng.zip, "
-                        "or 'toy' (default: the built-in toy set)")
+                   help="Tatoeba's fra-eng.zip or fra.txt, e.g. ../shared/data/translation/tatoeba-fra-eng/"
+                        "fra-eng.zip, or 'toy' (default: the built-in toy set)")
     p.add_argument("--model", choices=("lstm", "transformer"), default="lstm")
     p.add_argument("--max-words", type=positive_int, default=8, help="longest sentence kept, in words")
     p.add_argument("--test-frac", type=positive_float, default=0.05, help="share of French sources held out")
@@ -77,7 +77,8 @@ def parse_args(argv=None):
     p.add_argument("--ff", type=positive_int, default=512, help="Transformer feed-forward width")
     p.add_argument("--beam", type=positive_int, default=4, help="beam size (1: greedy only)")
     p.add_argument("--alpha", type=nonnegative_float, default=0.6, help="GNMT length-penalty exponent")
-    p.add_argument("--max-test", type=positive_int, default=None, help="evaluate on at most this many held-out sentences")
+    p.add_argument("--max-test", type=positive_int, default=None,
+                   help="evaluate on at most this many held-out sentences")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/translate"),
                    help="folder for model.safetensors and attention.png")

@@ -115,10 +115,12 @@ def main(argv=None):
     ap.add_argument("--seed", type=nonnegative_int, default=1)
     ap.add_argument("--glove-window", type=positive_int, default=10)
     ap.add_argument("--glove-epochs", type=positive_int, default=25)
-    ap.add_argument("--glove-x-max", type=positive_float, default=10.0, help="10 suits small corpora (the C demo's value)")
+    ap.add_argument("--glove-x-max", type=positive_float, default=10.0,
+                    help="10 suits small corpora (the C demo's value)")
     ap.add_argument("--glove-lr", type=positive_float, default=0.05)
     ap.add_argument("--no-glove", action="store_true")
-    ap.add_argument("--plot", default=None, metavar="PNG", help="save a PCA plot of selected words here (needs matplotlib)")
+    ap.add_argument("--plot", default=None, metavar="PNG",
+                    help="save a PCA plot of selected words here (needs matplotlib)")
     ap.add_argument("--save", default=None, help="save the word2vec vectors in word2vec text format")
     args = ap.parse_args(argv)
 
