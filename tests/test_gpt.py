@@ -7,6 +7,7 @@ import tinylm
 from tinylm.gradcheck import check_module
 from tinylm.models.gpt import GPT, MLP, Block, CausalSelfAttention, GPTConfig
 from tinylm.models.sampling import filter_logits, sample_next
+from tinylm.nn.dropout import Dropout
 
 
 def tiny(**kw):
@@ -83,6 +84,23 @@ def test_init_statistics():
     assert abs(p["transformer.h.0.mlp.c_proj.weight"].data.std() - 0.02 / np.sqrt(8)) < 0.001
     assert np.all(p["transformer.h.0.mlp.c_fc.bias"].data == 0)
     assert np.all(p["transformer.ln_f.weight"].data == 1)
+
+
+@pytest.mark.parametrize("rng", [0, np.random.default_rng(0)])
+def test_a_seed_gives_a_reproducible_model_with_distinct_layers_and_masks(rng):
+    cfg = tiny(n_layer=2, dropout=0.5)
+    seeded = lambda: GPT(cfg, rng=0 if isinstance(rng, int) else np.random.default_rng(0))
+    a, b = seeded(), seeded()
+    pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
+    for name in pa:                                                   # same seed, same model
+        np.testing.assert_array_equal(pa[name].data, pb[name].data, err_msg=name)
+    for part in ("attn.c_attn.weight", "mlp.c_fc.weight"):            # but layer 1 is not layer 0
+        assert not np.array_equal(pa[f"transformer.h.0.{part}"].data, pa[f"transformer.h.1.{part}"].data)
+    idx = np.zeros((2, 5), np.int64)
+    a.train()(idx)
+    masks = [m._cache.mask for _, m in a.named_modules() if isinstance(m, Dropout)]
+    assert len(masks) == 1 + 2 * cfg.n_layer
+    assert all(not np.array_equal(masks[1], m) for m in masks[2:] if m.shape == masks[1].shape)
 
 
 @pytest.mark.parametrize("new", [3, 9])   # 9 slides the window past block_size=6

@@ -71,6 +71,13 @@ class GPTConfig:
         return d
 
 
+def _generator(rng):
+    # One generator for the whole model: an int seed handed to every layer as it is would give
+    # same-shaped weights the same initial values and every Dropout the same masks.
+    # None stays None: those layers then follow tinylm's global generator (tinylm.manual_seed).
+    return None if rng is None else make_rng(rng, name="rng")
+
+
 class KVCache:
     """Keys and values of the tokens seen so far, per layer: k, v (B, H, block_size, D), filled to ``length``."""
 
@@ -94,7 +101,8 @@ class CausalSelfAttention(Module):
     def __init__(self, cfg: GPTConfig, rng=None):
         super().__init__()
         C = cfg.n_embd
-        self.n_head, self.attn_dropout = cfg.n_head, cfg.dropout
+        rng = _generator(rng)
+        self.n_head, self.attn_dropout, self.rng = cfg.n_head, cfg.dropout, rng
         self.c_attn = Linear(C, 3 * C, bias=cfg.bias, rng=rng)
         self.c_proj = Linear(C, C, bias=cfg.bias, rng=rng)
         self.resid_dropout = Dropout(cfg.dropout, rng=rng)
@@ -112,7 +120,7 @@ class CausalSelfAttention(Module):
             kv.v[layer][:, :, t0:t0 + T] = v
             k, v = kv.k[layer][:, :, :t0 + T], kv.v[layer][:, :, :t0 + T]   # (B,H,S,D), S = t0 + T
         p = self.attn_dropout if self.training else 0.0
-        o, attn_cache = attention_forward(q, k, v, causal=True, dropout_p=p)   # (B,H,T,D)
+        o, attn_cache = attention_forward(q, k, v, causal=True, dropout_p=p, rng=self.rng)   # (B,H,T,D)
         self._cache = attn_cache
         y = o.transpose(0, 2, 1, 3).reshape(B, T, C)                     # (B,H,T,D) -> (B,T,C)
         return self.resid_dropout(self.c_proj(y))                        # (B,T,C)
@@ -139,6 +147,7 @@ class MLP(Module):
     def __init__(self, cfg: GPTConfig, rng=None):
         super().__init__()
         C = cfg.n_embd
+        rng = _generator(rng)
         self.c_fc = LinearGELU(C, 4 * C, bias=cfg.bias, approximate="tanh", rng=rng)
         self.c_proj = Linear(4 * C, C, bias=cfg.bias, rng=rng)
         self.dropout = Dropout(cfg.dropout, rng=rng)
@@ -156,6 +165,7 @@ class Block(Module):
     def __init__(self, cfg: GPTConfig, rng=None):
         super().__init__()
         C = cfg.n_embd
+        rng = _generator(rng)
         self.ln_1 = LayerNorm(C, eps=cfg.layer_norm_epsilon, bias=cfg.bias)
         self.attn = CausalSelfAttention(cfg, rng)
         self.ln_2 = LayerNorm(C, eps=cfg.layer_norm_epsilon, bias=cfg.bias)
@@ -194,6 +204,8 @@ class GPT(Module):
     ``logits = model(idx)``: idx (B, T) integer token ids, T <= block_size -> logits (B, T, V).
     ``model.backward(dlogits)``: dlogits (B, T, V); accumulates every parameter's ``.grad``.
     ``model.generate(...)``: autoregressive decoding with a KV cache.
+    ``rng``: None (tinylm's global generator), an int seed or a Generator: one stream serves the
+    initialisation and every dropout, so a seed gives a reproducible model with distinct layers.
     """
 
     def __init__(self, config: GPTConfig, rng=None):
@@ -202,6 +214,7 @@ class GPT(Module):
             hint = " (build one with GPTConfig(**d))" if isinstance(config, dict) else ""
             raise TypeError(f"config: expected a GPTConfig, got {type(config).__name__}{hint}")
         self.config = config
+        rng = _generator(rng)
         self.transformer = _Transformer(config, rng)
         self._init_weights(rng)
         self._cache = None
