@@ -6,7 +6,7 @@
 
 The model and optimizer are the configuration nanoGPT documents for CPUs on tiny Shakespeare
 (4 layers, 4 heads, 128 wide, context 64, batch 12, AdamW lr 1e-3 with warm-up and cosine decay,
-no dropout); nanoGPT trains it 2000 steps (``--max-iters 2000``: 113 s on 2 quiet cores, see the
+no dropout); nanoGPT trains it 2000 steps (``--max-iters 2000``: 94 s on 2 quiet cores, see the
 README), the default here is a 600-step run, about a third of that. Without ``--data`` it trains on the
 prose of Python's own documentation (``pydoc_data.topics``), which every CPython install carries.
 
