@@ -181,8 +181,8 @@ def fixed_random_streams(module, seed: int) -> Iterator[Callable[[], None]]:
     another layer's mask fails), and a module that draws several masks per forward from its one
     generator (an ``RNN``'s masks between layers) gets a different mask each time. ``reset()``
     also rewinds tinylm's global generator (``tinylm.random.default_rng()``) to a state fixed by
-    ``seed``, for code that draws from it without holding an ``rng`` (GPT's attention-probability
-    dropout, ``attention_forward(..., rng=None)``).
+    ``seed``, for code that draws from it without holding an ``rng`` (a functional
+    ``attention_forward(..., dropout_p=p)`` called with ``rng=None``).
 
     On exit the original ``rng`` attributes and the global generator's state are put back, so
     the check neither changes the module nor consumes global randomness.
