@@ -1,6 +1,4 @@
-import pathlib
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -446,14 +444,6 @@ def test_structure_errors():
     assert names == ["dense", "dense_1", "conv1d", "global_max_pooling1d"]
 
 
-def test_sentiment_lstm_example_runs_on_the_toy_set():
-    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "sentiment_lstm.py"
-    run = subprocess.run([sys.executable, str(path), "--toy", "--epochs", "1", "--maxlen", "10", "--verbose", "0"],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    out = run.stdout
-    assert "--toy: running on the small built-in toy set" in out
-    assert "toy set dev: accuracy" in out and "F1" in out
 
 
 def test_embedding_input_length_is_enforced(rng):

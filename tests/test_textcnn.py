@@ -1,7 +1,3 @@
-import pathlib
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -172,11 +168,3 @@ def test_toy_sentiment_is_deterministic_and_labelled_by_its_words():
                                                         "touching", "gripping"))
         assert label == (positive_word != (" not " in text))
 
-
-def test_sentiment_textcnn_example_runs_on_the_toy_set():
-    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "sentiment_textcnn.py"
-    args = ["--toy", "--epochs", "1", "--embed-dim", "16", "--num-filters", "8"]
-    run = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    out = run.stdout
-    assert "epoch 1/1" in out and "toy set dev: accuracy" in out
