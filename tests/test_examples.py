@@ -237,9 +237,9 @@ def _data_cases(tmp_path):
 
 
 def test_bad_data_paths_give_one_line(tmp_path, capsys):
-    if not HAVE["gensim"]:
-        pytest.skip("bench_word2vec_gensim checks gensim before its data")
     for name, argv, message in _data_cases(tmp_path):
+        if name == "bench_word2vec_gensim" and not HAVE["gensim"]:
+            continue                                    # it checks for gensim before its data
         code, err = run_main(name, argv, capsys)
         assert code == 2, (name, argv)
         assert len(err) == 1 and err[0].startswith(f"{name}.py: error: ") and message in err[0], (name, argv, err)
