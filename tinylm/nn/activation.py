@@ -18,7 +18,7 @@ __all__ = ["ReLU", "Tanh", "Sigmoid", "GELU", "Softmax", "LogSoftmax"]
 
 
 class ReLU(Module):
-    """``y = max(x, 0)``."""
+    """``y = max(x, 0)``. Shapes: x (...) -> y (...); ``backward``: dy (...) -> dx (...)."""
 
     def __init__(self):
         super().__init__()
@@ -29,11 +29,11 @@ class ReLU(Module):
         return y
 
     def backward(self, dy):
-        return relu_backward(dy, self._need_cache(self._cache))
+        return relu_backward(dy, self._need_cache(self._cache))        # y = relu(x)           (...)
 
 
 class Tanh(Module):
-    """``y = tanh(x)``."""
+    """``y = tanh(x)``. Shapes: x (...) -> y (...); ``backward``: dy (...) -> dx (...)."""
 
     def __init__(self):
         super().__init__()
@@ -44,11 +44,14 @@ class Tanh(Module):
         return y
 
     def backward(self, dy):
-        return tanh_backward(dy, self._need_cache(self._cache))
+        return tanh_backward(dy, self._need_cache(self._cache))        # y = tanh(x)           (...)
 
 
 class Sigmoid(Module):
-    """``y = 1 / (1 + exp(-x))``, computed without overflow."""
+    """``y = 1 / (1 + exp(-x))``, computed without overflow.
+
+    Shapes: x (...) -> y (...); ``backward``: dy (...) -> dx (...).
+    """
 
     def __init__(self):
         super().__init__()
@@ -59,11 +62,14 @@ class Sigmoid(Module):
         return y
 
     def backward(self, dy):
-        return sigmoid_backward(dy, self._need_cache(self._cache))
+        return sigmoid_backward(dy, self._need_cache(self._cache))     # y = sigmoid(x)        (...)
 
 
 class GELU(Module):
-    """``y = x Phi(x)`` (``approximate="none"``) or GPT-2's tanh approximation (``approximate="tanh"``)."""
+    """``y = x Phi(x)`` (``approximate="none"``) or GPT-2's tanh approximation (``approximate="tanh"``).
+
+    Shapes: x (...) -> y (...); ``backward``: dy (...) -> dx (...).
+    """
 
     def __init__(self, approximate: str = "none"):
         super().__init__()
@@ -75,7 +81,7 @@ class GELU(Module):
         return y
 
     def backward(self, dy):
-        return gelu_backward(dy, self._need_cache(self._cache))
+        return gelu_backward(dy, self._need_cache(self._cache))        # y = gelu(x)           (...)
 
     def extra_repr(self) -> str:
         return f"approximate={self.approximate!r}"
@@ -89,7 +95,7 @@ def _check_dim(dim) -> int:
 
 
 class Softmax(Module):
-    """``y = exp(x) / sum(exp(x))`` along ``dim``."""
+    """``y = exp(x) / sum(exp(x))`` along ``dim``. Shapes: x (...) -> y (...); ``backward``: dy (...) -> dx (...)."""
 
     def __init__(self, dim: int = -1):
         super().__init__()
@@ -101,14 +107,14 @@ class Softmax(Module):
         return y
 
     def backward(self, dy):
-        return softmax_backward(dy, self._need_cache(self._cache))
+        return softmax_backward(dy, self._need_cache(self._cache))     # y = softmax(x, dim)   (...)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
 class LogSoftmax(Module):
-    """``y = x - log(sum(exp(x)))`` along ``dim``."""
+    """``y = x - log(sum(exp(x)))`` along ``dim``. Shapes: x (...) -> y (...); ``backward``: dy (...) -> dx (...)."""
 
     def __init__(self, dim: int = -1):
         super().__init__()
@@ -120,7 +126,7 @@ class LogSoftmax(Module):
         return y
 
     def backward(self, dy):
-        return log_softmax_backward(dy, self._need_cache(self._cache))
+        return log_softmax_backward(dy, self._need_cache(self._cache))  # y = log_softmax(x, dim)  (...)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"

@@ -56,6 +56,8 @@ class CrossEntropyLoss(_Loss):
 
     Class axis LAST (PyTorch's is axis 1). ``ignore_index`` positions count for nothing;
     ``label_smoothing`` mixes the one-hot target with the uniform distribution over the V classes.
+    Shapes: logits (..., V), target (...) -> loss float ("none": (...)); ``backward``: dloss () ("none": (...))
+    -> dlogits (..., V).
     """
 
     def __init__(self, ignore_index: int = -100, label_smoothing: float = 0.0, reduction: str = "mean"):
@@ -71,7 +73,7 @@ class CrossEntropyLoss(_Loss):
         return self._result(loss, logits)
 
     def backward(self, dloss=1.0):
-        return cross_entropy_backward(self._dloss(dloss), self._cache)
+        return cross_entropy_backward(self._dloss(dloss), self._cache)       # loss = CE(logits, target)  (..., V)
 
     def extra_repr(self) -> str:
         return (f"ignore_index={self.ignore_index}, label_smoothing={self.label_smoothing}, "
@@ -80,7 +82,10 @@ class CrossEntropyLoss(_Loss):
 
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy of ``sigmoid(logits)`` against probabilities: logits and target (...),
-    same shape and dtype; ``pos_weight`` (C,) weighs the positive term of each class (last axis)."""
+    same shape and dtype; ``pos_weight`` (C,) weighs the positive term of each class (last axis).
+    Shapes: logits, target (...) -> loss float ("none": (...)); ``backward``: dloss () ("none": (...))
+    -> dlogits (...).
+    """
 
     def __init__(self, reduction: str = "mean", pos_weight=None):
         super().__init__(reduction)
@@ -97,11 +102,15 @@ class BCEWithLogitsLoss(_Loss):
         return self._result(loss, logits)
 
     def backward(self, dloss=1.0):
-        return bce_with_logits_backward(self._dloss(dloss), self._cache)
+        return bce_with_logits_backward(self._dloss(dloss), self._cache)   # loss = BCE(sigmoid(logits), target)  (...)
 
 
 class MSELoss(_Loss):
-    """Squared error ``(pred - target)^2``: pred and target (...), same shape and dtype."""
+    """Squared error ``(pred - target)^2``: pred and target (...), same shape and dtype.
+
+    Shapes: pred, target (...) -> loss float ("none": (...)); ``backward``: dloss () ("none": (...))
+    -> dpred (...).
+    """
 
     def __init__(self, reduction: str = "mean"):
         super().__init__(reduction)
@@ -111,4 +120,4 @@ class MSELoss(_Loss):
         return self._result(loss, pred)
 
     def backward(self, dloss=1.0):
-        return mse_backward(self._dloss(dloss), self._cache)
+        return mse_backward(self._dloss(dloss), self._cache)                 # loss = (pred - target)^2  (...)
