@@ -37,6 +37,8 @@ class Sequential(Module):
     Also ``Sequential(OrderedDict([("name", m), ...]))`` to choose the child names.
     ``len``, indexing (an int gives the module, a slice a new ``Sequential`` sharing the modules
     and their names), iteration and ``append`` work as in PyTorch.
+    Shapes: x (the first module's input) -> y (the last module's output); ``backward``: dout (y's shape)
+    -> dx (x's shape), or None where the first module's input is not differentiable (e.g. Embedding ids).
     """
 
     def __init__(self, *modules):
@@ -82,7 +84,7 @@ class Sequential(Module):
                 # e.g. an Embedding (ids are not differentiable) placed after another module
                 raise RuntimeError(f"Sequential.backward: module {after!r} returned no input gradient, "
                                    f"so module {name!r} before it cannot get one")
-            dout = m.backward(dout)
+            dout = m.backward(dout)                          # x = m(x)
             after = name
         return dout
 

@@ -52,7 +52,7 @@ class Conv1d(Module):
         return y
 
     def backward(self, dy):
-        dx, dweight, dbias = conv1d_backward(dy, self._need_cache(self._cache))
+        dx, dweight, dbias = conv1d_backward(dy, self._need_cache(self._cache))   # y = conv1d(x, weight) + bias
         self.weight.accumulate(dweight)
         if self.bias is not None:
             self.bias.accumulate(dbias)
@@ -85,7 +85,7 @@ class MaxPool1d(Module):
         return y
 
     def backward(self, dy):
-        return max_pool1d_backward(dy, self._need_cache(self._cache))
+        return max_pool1d_backward(dy, self._need_cache(self._cache))          # y = max_pool1d(x)  (B, C, L)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
@@ -108,13 +108,15 @@ class GlobalMaxPool1d(Module):
         return y
 
     def backward(self, dy):
-        return global_max_pool1d_backward(dy, self._need_cache(self._cache))
+        return global_max_pool1d_backward(dy, self._need_cache(self._cache))   # y = max over real l of x  (B, C, L)
 
 
 class GlobalAvgPool1d(Module):
     """Mean over time, ignoring padding: ``y[b, c] = mean over real l of x[b, c, l]``.
 
     ``forward(x, mask=None, lengths=None)`` and ``backward(dy)`` as in ``GlobalMaxPool1d``.
+    Shapes: x (B, C, L), mask (B, L) or lengths (B,) or neither -> y (B, C); ``backward``: dy (B, C)
+    -> dx (B, C, L). No parameters.
     """
 
     def __init__(self):
@@ -126,4 +128,4 @@ class GlobalAvgPool1d(Module):
         return y
 
     def backward(self, dy):
-        return global_avg_pool1d_backward(dy, self._need_cache(self._cache))
+        return global_avg_pool1d_backward(dy, self._need_cache(self._cache))   # y = mean over real l of x  (B, C, L)

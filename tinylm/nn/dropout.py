@@ -32,7 +32,7 @@ class Dropout(Module):
         return y
 
     def backward(self, dy):
-        return dropout_backward(dy, self._need_cache(self._cache))
+        return dropout_backward(dy, self._need_cache(self._cache))     # y = dropout(x)   (...)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -38,7 +38,7 @@ class Embedding(Module):
         return out
 
     def backward(self, dout):
-        self.weight.accumulate(embedding_backward(dout, self._need_cache(self._cache)))
+        self.weight.accumulate(embedding_backward(dout, self._need_cache(self._cache)))   # out = weight[ids]  (V, C)
         return None
 
     def extra_repr(self) -> str:

@@ -37,7 +37,7 @@ class Linear(Module):
         return y
 
     def backward(self, dy):
-        return self._accumulate(*linear_backward(dy, self._need_cache(self._cache)))
+        return self._accumulate(*linear_backward(dy, self._need_cache(self._cache)))       # y = x W^T + b
 
     def _accumulate(self, dx, dweight, dbias):
         """Add the parameter gradients (``Parameter.accumulate``: +=) and pass dx on."""
@@ -72,7 +72,7 @@ class LinearGELU(Linear):
         return y
 
     def backward(self, dy):
-        return self._accumulate(*linear_gelu_backward(dy, self._need_cache(self._cache)))
+        return self._accumulate(*linear_gelu_backward(dy, self._need_cache(self._cache)))  # y = gelu(x W^T + b)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, approximate={self.approximate!r}"

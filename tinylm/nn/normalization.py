@@ -50,7 +50,7 @@ class LayerNorm(Module):
         return y
 
     def backward(self, dy):
-        dx, dweight, dbias = layernorm_backward(dy, self._need_cache(self._cache))
+        dx, dweight, dbias = layernorm_backward(dy, self._need_cache(self._cache))   # y = layernorm(x) * weight + bias
         if self.weight is not None:
             self.weight.accumulate(dweight)
         if self.bias is not None:
