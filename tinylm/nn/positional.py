@@ -97,10 +97,10 @@ class LearnedPositionalEmbedding(Module):
         return x + self.weight.data[offset:offset + T]                        # (B,T,C) + (T,C)
 
     def backward(self, dout):
-        shape, offset = self._need_cache(self._cache)
+        shape, offset = self._need_cache(self._cache)                         # shape: x's (B, T, C)
         xp = array_module(("dout", dout))
         check_shape("dout", dout, shape)
-        dweight = xp.zeros(self.weight.shape, dtype=self.weight.dtype)
+        dweight = xp.zeros(self.weight.shape, dtype=self.weight.dtype)        # (max_len, C): unused rows get 0
         dweight[offset:offset + shape[1]] = dout.sum(axis=0)                  # y = x + W[t]  =>  dW[t] = sum_b dy[b,t]
         self.weight.accumulate(dweight)
         return dout                                                           # y = x + W[t]  =>  dx = dy

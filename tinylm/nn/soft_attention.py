@@ -59,8 +59,9 @@ class SoftAttention(Module):
         return context, weights
 
     def backward(self, dout):
+        # context = weights V, weights = softmax(scores) over the real keys
         dscores, dvalues = soft_attention_backward(dout, self._need_cache(self._soft_cache))
-        dquery, dkeys = self.scores_backward(dscores)
+        dquery, dkeys = self.scores_backward(dscores)                        # scores = self.scores(query, keys)
         return dquery, dkeys, dvalues
 
 
@@ -91,6 +92,7 @@ class AdditiveAttention(SoftAttention):
         return scores
 
     def scores_backward(self, dscores):
+        # scores = v . tanh(W_q q + W_k k)
         dquery, dkeys, dW_q, dW_k, dv = additive_score_backward(dscores, self._need_cache(self._score_cache))
         self.query_proj.weight.accumulate(dW_q)
         self.key_proj.weight.accumulate(dW_k)
@@ -134,8 +136,8 @@ class LuongAttention(SoftAttention):
     def scores_backward(self, dscores):
         cache = self._need_cache(self._score_cache)
         if self.mode == "dot":
-            return dot_score_backward(dscores, cache)
-        dquery, dkeys, dW = general_score_backward(dscores, cache)
+            return dot_score_backward(dscores, cache)                    # scores = q . k
+        dquery, dkeys, dW = general_score_backward(dscores, cache)       # scores = q^T W k
         self.weight.accumulate(dW)
         return dquery, dkeys
 
@@ -155,8 +157,8 @@ class HardAttention(Module):
     * "straight_through": ``backward(dout)`` returns soft attention's gradients for the scores.
     * "reinforce" (needs mode="sample"): ``backward(dout, reward=R)`` with R (B,) or (B, T), higher
       is better, returns the score-function gradient ``-(R - b) d log p(chosen) / d scores``. The
-      baseline ``b`` is the float ``self.baseline``: 0 before the first backward, then the mean
-      reward of the first batch, then ``b <- m b + (1 - m) mean(R)`` with ``m = baseline_momentum``,
+      baseline ``b`` is ``self.baseline``: None (b = 0) before the first reward, then the mean
+      reward of the first batch (a float), then ``b <- m b + (1 - m) mean(R)`` with ``m = baseline_momentum``,
       updated AFTER the gradient is formed so that ``b`` never depends on the current draw.
 
     Either way ``dvalues`` is exact. Returns ``(context, weights)`` with one-hot weights.
@@ -187,13 +189,15 @@ class HardAttention(Module):
 
     def backward(self, dout, reward=None):
         cache = self._need_cache(self._cache)
-        b = 0.0 if self.baseline is None else self.baseline
+        b = 0.0 if self.baseline is None else self.baseline  # b = 0 until a first reward was seen
+        # context, weights = hard_attention(scores, values): dscores shaped as scores, dvalues (B,S,Dv)
         dscores, dvalues = hard_attention_backward(dout, cache, reward=reward, baseline=b)
-        if reward is not None:
-            mean = float(to_numpy(reward).mean())
+        if reward is not None:                               # after the gradient: b never depends on this draw
+            mean = float(to_numpy(reward).mean())            # mean R over (B,) or (B,T), keyless queries included
             m = self.baseline_momentum
+            # b <- m b + (1 - m) mean R; the first reward sets b = mean R
             self.baseline = mean if self.baseline is None else m * self.baseline + (1 - m) * mean
-        dquery, dkeys = self.scorer.scores_backward(dscores)
+        dquery, dkeys = self.scorer.scores_backward(dscores)  # scores = scorer.scores(query, keys)
         return dquery, dkeys, dvalues
 
     def extra_repr(self) -> str:
