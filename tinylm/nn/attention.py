@@ -146,14 +146,14 @@ class MultiheadAttention(Module):
         check_grad("dout", dout, out_shape, ca.dtype)
         if not self.batch_first:
             dout = dout.swapaxes(0, 1)                                            # (T,B,E) -> (B,T,E)
-        do = self._split_heads(xp, self.out_proj.backward(dout))                  # (B,T,E) -> (B,H,T,D)
-        dq, dk, dv = (self._merge_heads(g) for g in attention_backward(do, ca))  # (B,H,L,D) -> (B,L,E)
-        dquery, dwq, dbq = linear_backward(dq, cq)                                # each (B,L,E), (E,E), (E,)
-        dkey, dwk, dbk = linear_backward(dk, ck)
-        dvalue, dwv, dbv = linear_backward(dv, cv)
-        self.in_proj_weight.accumulate(xp.concatenate([dwq, dwk, dwv]))          # rows [W_q; W_k; W_v]
+        do = self._split_heads(xp, self.out_proj.backward(dout))   # y = out_proj(merge(o))  (B,T,E) -> (B,H,T,D)
+        dq, dk, dv = (self._merge_heads(g) for g in attention_backward(do, ca))  # o = attn(q, k, v)  -> (B,L,E)
+        dquery, dwq, dbq = linear_backward(dq, cq)                 # q = query W_q^T + b_q   (B,T,E), (E,E), (E,)
+        dkey, dwk, dbk = linear_backward(dk, ck)                   # k = key W_k^T + b_k     (B,S,E), (E,E), (E,)
+        dvalue, dwv, dbv = linear_backward(dv, cv)                 # v = value W_v^T + b_v   (B,S,E), (E,E), (E,)
+        self.in_proj_weight.accumulate(xp.concatenate([dwq, dwk, dwv]))          # rows [W_q; W_k; W_v]  (3E,E)
         if self.in_proj_bias is not None:
-            self.in_proj_bias.accumulate(xp.concatenate([dbq, dbk, dbv]))
+            self.in_proj_bias.accumulate(xp.concatenate([dbq, dbk, dbv]))        # [b_q; b_k; b_v]  (3E,)
         grads = (dquery, dkey, dvalue)
         return grads if self.batch_first else tuple(g.swapaxes(0, 1) for g in grads)   # -> (L,B,E)
 

@@ -151,7 +151,7 @@ class _LayerBase(Module):
         return self.dropout1(y)
 
     def _sa_block_backward(self, dy):
-        dq, dk, dv = self.self_attn.backward(self.dropout1.backward(dy))
+        dq, dk, dv = self.self_attn.backward(self.dropout1.backward(dy))   # y = dropout1(self_attn(x, x, x))
         return dq + dk + dv                                  # x feeds query, key and value: the three add
 
     def _ff_block(self, x, dropout_out: Dropout):
@@ -159,8 +159,9 @@ class _LayerBase(Module):
         return dropout_out(self.linear2(h))                  # (.,.,F) -> (.,.,C)
 
     def _ff_block_backward(self, dy, dropout_out: Dropout):
-        dh = self.linear2.backward(dropout_out.backward(dy))                      # (.,.,C) -> (.,.,F)
-        return self.linear1.backward(self.activation.backward(self.dropout.backward(dh)))   # -> (.,.,C)
+        dh = self.linear2.backward(dropout_out.backward(dy))       # y = dropout_out(linear2(h))  (.,.,C) -> (.,.,F)
+        # h = dropout(activation(linear1(x)))                                    (.,.,F) -> (.,.,C)
+        return self.linear1.backward(self.activation.backward(self.dropout.backward(dh)))
 
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, nhead={self.self_attn.num_heads}, "
@@ -253,7 +254,7 @@ class TransformerDecoderLayer(_LayerBase):
         return self.dropout2(y)
 
     def _ca_block_backward(self, dy):
-        dq, dk, dv = self.multihead_attn.backward(self.dropout2.backward(dy))
+        dq, dk, dv = self.multihead_attn.backward(self.dropout2.backward(dy))   # y = dropout2(mha(x, memory, memory))
         return dq, dk + dv                                   # memory feeds key and value: dmemory = dk + dv
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
@@ -285,15 +286,15 @@ class TransformerDecoderLayer(_LayerBase):
         _check_dout(self, dout)
         if self.norm_first:
             dh2 = dout + self.norm3.backward(self._ff_block_backward(dout, self.dropout3))  # out = h2 + ff(norm3(h2))
-            dq, dmemory = self._ca_block_backward(dh2)
+            dq, dmemory = self._ca_block_backward(dh2)                      # h2 = h1 + ca(norm2(h1), m): the ca branch
             dh1 = dh2 + self.norm2.backward(dq)                                             # h2 = h1 + ca(norm2(h1), m)
             dtgt = dh1 + self.norm1.backward(self._sa_block_backward(dh1))                  # h1 = x + sa(norm1(x))
             return dtgt, dmemory
         dc = self.norm3.backward(dout)                        # out = norm3(c), c = h2 + ff(h2)
-        dh2 = dc + self._ff_block_backward(dc, self.dropout3)
+        dh2 = dc + self._ff_block_backward(dc, self.dropout3)  # c = h2 + ff(h2)
         db = self.norm2.backward(dh2)                         # h2 = norm2(b), b = h1 + ca(h1, m)
-        dq, dmemory = self._ca_block_backward(db)
-        dh1 = db + dq
+        dq, dmemory = self._ca_block_backward(db)             # b = h1 + ca(h1, m): the ca branch
+        dh1 = db + dq                                         # b = h1 + ca(h1, m)
         da = self.norm1.backward(dh1)                         # h1 = norm1(a), a = x + sa(x)
         return da + self._sa_block_backward(da), dmemory
 
@@ -358,9 +359,9 @@ class TransformerEncoder(Module):
 
     def backward(self, dout):
         _check_dout(self, dout)
-        dx = dout if self.norm is None else self.norm.backward(dout)
+        dx = dout if self.norm is None else self.norm.backward(dout)   # x = norm(x) (when there is a norm)
         for layer in reversed(self.layers):
-            dx = layer.backward(dx)
+            dx = layer.backward(dx)                          # x = layer(x, ...)
         return dx
 
 
@@ -400,9 +401,9 @@ class TransformerDecoder(Module):
 
     def backward(self, dout):
         _check_dout(self, dout)
-        dx = dout if self.norm is None else self.norm.backward(dout)
+        dx = dout if self.norm is None else self.norm.backward(dout)   # x = norm(x) (when there is a norm)
         dmemory = None
         for layer in reversed(self.layers):
-            dx, dm = layer.backward(dx)
+            dx, dm = layer.backward(dx)                      # x = layer(x, memory, ...)
             dmemory = dm if dmemory is None else dmemory + dm    # memory = every layer's key and value
         return dx, dmemory
