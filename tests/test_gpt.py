@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import tinylm
 from tinylm.gradcheck import check_module
@@ -363,3 +364,84 @@ def test_training_reduces_loss():
         opt.step()
         losses.append(loss)
     assert losses[-1] < 0.1 * losses[0]
+
+
+# --- property tests (hypothesis): random small configs and ids ------------------------------------
+
+@st.composite
+def _configs(draw, min_T=1):
+    """(config, B, T, seed). n_embd >= 3: a LayerNorm over 1 or 2 features has at most 2 outputs,
+    so a changed token could leave the logits unchanged and the causality check would be vacuous."""
+    n_embd = draw(st.sampled_from([3, 4, 6, 8]))
+    n_head = draw(st.sampled_from([h for h in (1, 2, 3, 4) if n_embd % h == 0]))
+    block = draw(st.integers(max(min_T, 1), 7))
+    cfg = tiny(vocab_size=draw(st.integers(2, 13)), block_size=block, n_layer=draw(st.integers(1, 2)),
+               n_head=n_head, n_embd=n_embd, bias=draw(st.booleans()))
+    return cfg, draw(st.integers(1, 3)), draw(st.integers(min_T, block)), draw(st.integers(0, 2 ** 16))
+
+
+def _model_and_ids(cfg, B, T, seed):
+    rng = np.random.default_rng(seed)
+    model = randomised(GPT(cfg, rng=seed), rng)              # float64, attention far from uniform
+    return model, rng.integers(0, cfg.vocab_size, size=(B, T)), rng
+
+
+@settings(max_examples=30, deadline=None)
+@given(_configs(), st.sampled_from([np.float32, np.float64]))
+def test_property_logits_and_gradients_shapes_and_dtypes(case, dtype):
+    """logits (B, T, V) in the model's dtype; backward returns None (ids have no gradient) and gives
+    every parameter a finite gradient of its shape and dtype; wpe rows >= T get exactly zero."""
+    cfg, B, T, seed = case
+    model, idx, rng = _model_and_ids(cfg, B, T, seed)
+    model.to(dtype)
+    logits = model(idx)
+    assert logits.shape == (B, T, cfg.vocab_size) and logits.dtype == dtype
+    model.zero_grad()
+    assert model.backward(rng.standard_normal(logits.shape).astype(dtype)) is None
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert p.grad.shape == p.shape and p.grad.dtype == dtype, name
+        assert np.isfinite(p.grad).all(), name
+    wpe = model.transformer.wpe.weight.grad
+    assert not wpe[T:].any() and wpe[:T].any(axis=1).all()   # only the positions used
+
+
+@settings(max_examples=40, deadline=None)
+@given(_configs(), st.data())
+def test_property_causality(case, data):
+    """Changing token (b, t) changes no logits of row b before t, changes those at t, and leaves
+    every other row alone."""
+    cfg, B, T, seed = case
+    model, idx, _ = _model_and_ids(cfg, B, T, seed)
+    b, t = data.draw(st.integers(0, B - 1)), data.draw(st.integers(0, T - 1))
+    changed = idx.copy()
+    changed[b, t] = (idx[b, t] + data.draw(st.integers(1, cfg.vocab_size - 1))) % cfg.vocab_size
+    base, out = model(idx), model(changed)
+    np.testing.assert_allclose(out[b, :t], base[b, :t], rtol=1e-12, atol=1e-12)
+    assert not np.allclose(out[b, t], base[b, t], rtol=1e-9, atol=1e-9)
+    others = np.arange(B) != b
+    np.testing.assert_allclose(out[others], base[others], rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_configs())
+def test_property_batch_independence(case):
+    """Each row's logits in a batch equal the logits of that row run alone."""
+    cfg, B, T, seed = case
+    model, idx, _ = _model_and_ids(cfg, B, T, seed)
+    batched = model(idx)
+    for b in range(B):
+        np.testing.assert_allclose(batched[b:b + 1], model(idx[b:b + 1]), rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_configs(min_T=2), st.data())
+def test_property_kv_cache_equals_full_forward(case, data):
+    """Feeding the ids in chunks through a KV cache (random split points) gives the full forward's logits."""
+    cfg, B, T, seed = case
+    model, idx, _ = _model_and_ids(cfg, B, T, seed)
+    cuts = sorted(data.draw(st.sets(st.integers(1, T - 1), min_size=1, max_size=3)))
+    kv = model.new_kv_cache(B)
+    chunks = [model(idx[:, lo:hi], kv) for lo, hi in zip([0] + cuts, cuts + [T])]
+    assert kv.length == T
+    np.testing.assert_allclose(np.concatenate(chunks, axis=1), model(idx), rtol=1e-10, atol=1e-12)
