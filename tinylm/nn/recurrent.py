@@ -47,6 +47,11 @@ class _RNNBase(Module):
     here serve the h-only RNN and GRU, the LSTM wraps ``_forward``/``_backward`` for its (h, c).
     Layer ``l``'s direction ``d`` (0 forward, 1 reverse) is run ``k = l * D + d``; its states are
     ``h_0[k]`` (and ``c_0[k]``), and its output fills features ``d*H : (d+1)*H`` of the layer output.
+
+    Shapes (L = num_layers, D = 2 if bidirectional else 1, H = hidden_size, I = input_size; batch first
+    with ``batch_first``): ``forward``: input (T, B, I), each state of hx (L*D, B, H) or None, lengths
+    (B,) or None -> output (T, B, D*H), each final state (L*D, B, H). ``backward``: doutput (T, B, D*H),
+    each of dh_n (and dc_n) (L*D, B, H) or None -> dinput (T, B, I), plus each dstate_0 (L*D, B, H) when hx was given.
     """
 
     _gates = 1
@@ -153,7 +158,7 @@ class _RNNBase(Module):
                 raise TypeError(f"doutput: a tuple must be shaped like the output, (doutput, dh_n), "
                                 f"got a tuple of {len(doutput)}")
             doutput, dh_n = doutput
-        dinput, (dh_0,), hx_given = self._backward(doutput, (dh_n,))
+        dinput, (dh_0,), hx_given = self._backward(doutput, (dh_n,))  # output, (h_n,) = _forward(input, (hx,), lengths)
         return (dinput, dh_0) if hx_given else dinput
 
     def _backward(self, doutput, dfinals):
@@ -168,25 +173,26 @@ class _RNNBase(Module):
                 check_grad(name, df, state_shape, dtype)
         H, D = self.hidden_size, self.num_directions
         dy = doutput.swapaxes(0, 1) if self.batch_first else doutput        # (T,B,D*H)
-        dstates0 = [[None] * (self.num_layers * D) for _ in self._state_names]
+        dstates0 = [[None] * (self.num_layers * D) for _ in self._state_names]   # per state: L*D x (B,H)
         for layer in reversed(range(self.num_layers)):
             if layer < self.num_layers - 1:
-                dy = dropout_backward(dy, dropout_caches[layer])
-            dx = None
+                dy = dropout_backward(dy, dropout_caches[layer])            # layer_input = dropout(layer_input)
+            dx = None                                                        # sum of the D directions' dinput
             for d in range(D):
                 k = layer * D + d
-                dfinal = tuple(None if df is None else df[k] for df in dfinals)
+                dfinal = tuple(None if df is None else df[k] for df in dfinals)  # h_n[k] = run k's final h  (B,H)
+                # (y, *final) = op(layer_input, *states0[k], ...); layer_input = concat(outputs): y is d*H:(d+1)*H
                 grads = self._op_backward((dy[..., d * H:(d + 1) * H], *dfinal), caches[k])
                 dx_d, dstate, dparams = grads[0], grads[1:-4], grads[-4:]     # dx, d states, 4 param grads
                 dx = dx_d if dx is None else dx + dx_d                       # both directions read the same input
                 for ds_list, ds in zip(dstates0, dstate):
-                    ds_list[k] = ds
+                    ds_list[k] = ds                                          # of states0[k]  (B,H)
                 for p, g in zip(self._params(layer, d), dparams):
                     if p is not None:
                         p.accumulate(g)
             dy = dx                                                          # this layer's dinput: dy of the one below
-        dinput = dy.swapaxes(0, 1) if self.batch_first else dy
-        return dinput, tuple(xp.stack(ds) for ds in dstates0), hx_given
+        dinput = dy.swapaxes(0, 1) if self.batch_first else dy              # x = input.swapaxes(0, 1) if batch_first
+        return dinput, tuple(xp.stack(ds) for ds in dstates0), hx_given     # each dstate_0 (L*D,B,H)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -273,6 +279,7 @@ class LSTM(_RNNBase):
                 raise TypeError("doutput: a tuple must be shaped like the output, (doutput, (dh_n, dc_n)), "
                                 f"got a tuple of {len(doutput)}")
             doutput, (dh_n, dc_n) = doutput
+        # output, (h_n, c_n) = self._forward(input, hx, lengths)
         dinput, (dh_0, dc_0), hx_given = self._backward(doutput, (dh_n, dc_n))
         return (dinput, (dh_0, dc_0)) if hx_given else dinput
 
@@ -299,7 +306,12 @@ class GRU(_RNNBase):
 class _CellBase(Module):
     """What ``RNNCell``, ``LSTMCell`` and ``GRUCell`` share: parameters ``weight_ih`` (G*H, I),
     ``weight_hh`` (G*H, H), ``bias_ih``, ``bias_hh`` (G*H,), all U(-1/sqrt(H), 1/sqrt(H)).
-    ``forward`` and ``backward`` here serve the h-only RNNCell and GRUCell; LSTMCell wraps them."""
+    ``forward`` and ``backward`` here serve the h-only RNNCell and GRUCell; LSTMCell wraps them.
+
+    Shapes (I = input_size, H = hidden_size): ``forward``: input (B, I), each state of hx (B, H) or None
+    -> each new state (B, H). ``backward``: each dstate' (B, H) -> dinput (B, I), plus each dstate (B, H)
+    when hx was given.
+    """
 
     _gates = 1
     _state_names = ("hx",)                                   # LSTMCell: ("h", "c")
@@ -345,16 +357,16 @@ class _CellBase(Module):
         return new
 
     def backward(self, dh):
-        dinput, (dhx,), hx_given = self._backward(dh)
+        dinput, (dhx,), hx_given = self._backward(dh)        # h' = self._forward(input, (hx,))
         return (dinput, dhx) if hx_given else dinput
 
     def _backward(self, dnew):
         cache, hx_given = self._need_cache(self._cache)
-        grads = self._op_backward(dnew, cache)               # dx, the state gradients, 4 parameter gradients
+        grads = self._op_backward(dnew, cache)               # new = op(input, *hx, *params): dx, dstates, 4 dparams
         for p, g in zip(self._params(), grads[-4:]):
             if p is not None:
                 p.accumulate(g)
-        return grads[0], grads[1:-4], hx_given
+        return grads[0], grads[1:-4], hx_given               # dinput (B,I), each dstate (B,H)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
@@ -403,7 +415,7 @@ class LSTMCell(_CellBase):
             if len(dh) != 2:
                 raise TypeError(f"dh: a tuple must be shaped like the output, (dh', dc'), got a tuple of {len(dh)}")
             dh, dc = dh
-        dinput, (dh_prev, dc_prev), hx_given = self._backward((dh, dc))
+        dinput, (dh_prev, dc_prev), hx_given = self._backward((dh, dc))   # h', c' = self._forward(input, hx)
         return (dinput, (dh_prev, dc_prev)) if hx_given else dinput
 
 
