@@ -129,10 +129,11 @@ class CausalSelfAttention(Module):
         attn_cache = self._need_cache(self._cache)
         B, T, C = dy.shape
         H, D = self.n_head, C // self.n_head
-        dy = self.c_proj.backward(self.resid_dropout.backward(dy))       # y = c_proj(o)        (B,T,C)
+        dy = self.c_proj.backward(self.resid_dropout.backward(dy))       # out = resid_dropout(c_proj(y))  (B,T,C)
         do = dy.reshape(B, T, H, D).transpose(0, 2, 1, 3)                # y = o^T reshaped     (B,H,T,D)
         dq, dk, dv = attention_backward(do, attn_cache)                  # o = attn(q, k, v)    3 x (B,H,T,D)
         xp = array_module(("dy", dy))
+        # q, k, v = qkv[..., i*C:(i+1)*C] split into heads: qkv = [q | k | v]     3 x (B,H,T,D) -> (B,T,3C)
         dqkv = xp.concatenate([g.transpose(0, 2, 1, 3).reshape(B, T, C) for g in (dq, dk, dv)], axis=-1)
         return self.c_attn.backward(dqkv)                                # qkv = c_attn(x)      (B,T,C)
 
@@ -142,6 +143,7 @@ class MLP(Module):
 
     ``c_fc`` is a :class:`LinearGELU` (Linear's parameters, one op with its GELU), so a backend
     with a fused kernel adds the bias and applies GELU while each output block is in cache.
+    Shapes: x (B, T, C) -> y (B, T, C); ``backward``: dy (B, T, C) -> dx (B, T, C).
     """
 
     def __init__(self, cfg: GPTConfig, rng=None):
@@ -156,11 +158,14 @@ class MLP(Module):
         return self.dropout(self.c_proj(self.c_fc(x)))                 # (B,T,C) -> (B,T,4C) -> (B,T,C)
 
     def backward(self, dy):
-        return self.c_fc.backward(self.c_proj.backward(self.dropout.backward(dy)))
+        return self.c_fc.backward(self.c_proj.backward(self.dropout.backward(dy)))   # y = dropout(c_proj(c_fc(x)))
 
 
 class Block(Module):
-    """One pre-LN Transformer decoder block: ``h = x + attn(ln_1(x)); out = h + mlp(ln_2(h))``."""
+    """One pre-LN Transformer decoder block: ``h = x + attn(ln_1(x)); out = h + mlp(ln_2(h))``.
+
+    Shapes: x (B, T, C) -> out (B, T, C); ``backward``: dout (B, T, C) -> dx (B, T, C).
+    """
 
     def __init__(self, cfg: GPTConfig, rng=None):
         super().__init__()
@@ -289,11 +294,11 @@ class GPT(Module):
         tr = self.transformer
         dx, dwte, _ = linear_backward(dlogits, cache.linear)             # logits = x wte^T
         self.lm_head_weight.accumulate(dwte)                             # tied: adds to wte's grad
-        dx = tr.ln_f.backward(dx)
+        dx = tr.ln_f.backward(dx)                                        # x = ln_f(x)         (B,T,C)
         for block in reversed(tr.h):
-            dx = block.backward(dx)
+            dx = block.backward(dx)                                      # x = block(x, kv, i)  (B,T,C)
         dx = tr.drop.backward(dx)                                        # x = drop(wte(idx) + wpe(pos))
-        tr.wte.backward(dx)
+        tr.wte.backward(dx)                                              # wte(idx): adds to wte's grad
         tr.wpe.backward(dx.sum(axis=0, keepdims=True))                   # pos is shared by the batch
         return None                                                      # token ids have no gradient
 
