@@ -214,7 +214,7 @@ class BertEmbeddings(Module):
         self.word_embeddings.backward(dx)                                  # x = word[ids] + ...
         self.position_embeddings.backward(dx.sum(axis=0, keepdims=True))   # ... + pos[t]: summed over the batch
         self.token_type_embeddings.backward(dx)                            # ... + type[token_type_ids]
-        return None
+        return None                                                        # ids have no gradient
 
 
 class BertSelfAttention(Module):
@@ -222,6 +222,7 @@ class BertSelfAttention(Module):
 
     Shapes: x (B, T, C), key_padding_mask (B, T) bool (True = padding) or None -> context (B, T, C),
     the heads' outputs side by side (no output projection: that is ``BertAttention.output.dense``).
+    ``backward(dcontext)``: dcontext (B, T, C) -> dx (B, T, C).
     """
 
     def __init__(self, config: BertConfig, rng=None):
@@ -255,7 +256,7 @@ class BertSelfAttention(Module):
         dq, dk, dv = attention_backward(do, cache)                         # o = attn(q, k, v)         3 x (B,H,T,D)
         B, H, T, D = dq.shape
         merge = lambda g: g.transpose(0, 2, 1, 3).reshape(B, T, H * D)     # noqa: E731  (B,H,T,D) -> (B,T,C)
-        # x feeds all three projections, so its gradient is the sum of the three.
+        # q, k, v = split(query(x)), split(key(x)), split(value(x)): x's gradient is the sum of the three.
         return self.query.backward(merge(dq)) + self.key.backward(merge(dk)) + self.value.backward(merge(dv))
 
 
@@ -287,7 +288,8 @@ class BertOutput(Module):
 class BertAttention(Module):
     """Self-attention and its residual step: ``a = LayerNorm(x + dropout(dense(self(x))))``.
 
-    Shapes: x (B, T, C), key_padding_mask (B, T) bool or None -> a (B, T, C).
+    Shapes: x (B, T, C), key_padding_mask (B, T) bool or None -> a (B, T, C); ``backward``: da (B, T, C)
+    -> dx (B, T, C).
     """
 
     def __init__(self, config: BertConfig, rng=None):
@@ -304,7 +306,10 @@ class BertAttention(Module):
 
 
 class BertIntermediate(Module):
-    """The feed-forward's first half: ``act(dense(a))``, C -> intermediate_size."""
+    """The feed-forward's first half: ``act(dense(a))``, C -> intermediate_size.
+
+    Shapes (I = intermediate_size): a (B, T, C) -> h (B, T, I); ``backward``: dh (B, T, I) -> da (B, T, C).
+    """
 
     def __init__(self, config: BertConfig, rng=None):
         super().__init__()
@@ -324,7 +329,8 @@ class BertLayer(Module):
         a   = LN_1(x + dropout(W_o selfattn(x)))                 (attention)
         out = LN_2(a + dropout(W_2 gelu(W_1 a)))                 (intermediate, output)
 
-    Shapes: x (B, T, C), key_padding_mask (B, T) bool or None -> out (B, T, C).
+    Shapes: x (B, T, C), key_padding_mask (B, T) bool or None -> out (B, T, C); ``backward``: dout
+    (B, T, C) -> dx (B, T, C).
     """
 
     def __init__(self, config: BertConfig, rng=None):
@@ -344,7 +350,10 @@ class BertLayer(Module):
 
 
 class BertEncoder(Module):
-    """The stack ``encoder.layer.{i}``. Shapes: x (B, T, C), key_padding_mask (B, T) or None -> (B, T, C)."""
+    """The stack ``encoder.layer.{i}``. Shapes: x (B, T, C), key_padding_mask (B, T) or None -> (B, T, C).
+
+    ``backward``: dout (B, T, C) -> dx (B, T, C).
+    """
 
     def __init__(self, config: BertConfig, rng=None):
         super().__init__()
@@ -357,7 +366,7 @@ class BertEncoder(Module):
 
     def backward(self, dout):
         for layer in reversed(self.layer):
-            dout = layer.backward(dout)
+            dout = layer.backward(dout)                                    # x = layer(x, key_padding_mask)
         return dout
 
 
@@ -382,7 +391,7 @@ class BertPooler(Module):
         shape = self._need_cache(self._shape)
         xp = array_module(("dpooled", dpooled))
         dfirst = self.dense.backward(self.activation.backward(dpooled))    # pooled = tanh(dense(h0))  (B,C)
-        dhidden = xp.zeros(shape, dtype=dfirst.dtype)
+        dhidden = xp.zeros(shape, dtype=dfirst.dtype)                      # (B,T,C): only position 0 was read
         dhidden[:, 0] = dfirst                                             # h0 = hidden[:, 0]
         return dhidden
 
@@ -512,7 +521,10 @@ class _Head(Module):
 
 
 class BertPredictionHeadTransform(Module):
-    """``LayerNorm(act(dense(hidden)))``, C -> C: the MLM head's first step."""
+    """``LayerNorm(act(dense(hidden)))``, C -> C: the MLM head's first step.
+
+    Shapes: hidden (B, T, C) -> out (B, T, C); ``backward``: dout (B, T, C) -> dhidden (B, T, C).
+    """
 
     def __init__(self, config: BertConfig, rng=None):
         super().__init__()
@@ -524,6 +536,7 @@ class BertPredictionHeadTransform(Module):
         return self.LayerNorm(self.transform_act_fn(self.dense(hidden)))   # (B,T,C)
 
     def backward(self, dout):
+        # out = LayerNorm(act(dense(hidden)))                                                (B,T,C)
         return self.dense.backward(self.transform_act_fn.backward(self.LayerNorm.backward(dout)))
 
 
@@ -600,7 +613,7 @@ class BertForMaskedLM(_Head):
 
     def backward(self, dlogits):
         self._check_dlogits(dlogits)
-        self.bert.backward(self.cls.predictions.backward(dlogits))
+        self.bert.backward(self.cls.predictions.backward(dlogits))         # logits = predictions(hidden)
         return None
 
 
@@ -639,7 +652,7 @@ class BertForSequenceClassification(_ClassifierHead):
     def backward(self, dlogits):
         self._check_dlogits(dlogits)
         dpooled = self.dropout.backward(self.classifier.backward(dlogits))  # logits = W dropout(pooled) + b
-        self.bert.backward(None, dpooled)
+        self.bert.backward(None, dpooled)                                  # pooled = bert.pooler_output
         return None
 
 
@@ -659,6 +672,7 @@ class BertForTokenClassification(_ClassifierHead):
 
     def backward(self, dlogits):
         self._check_dlogits(dlogits)
+        # logits = classifier(dropout(hidden))                                           (B,T,num_labels)
         self.bert.backward(self.dropout.backward(self.classifier.backward(dlogits)))
         return None
 
@@ -698,11 +712,11 @@ class BertForQuestionAnswering(_Head):
                 self._check_dlogits(g, name)
         like = dstart if dstart is not None else dend
         xp = array_module(("dstart_logits", dstart), ("dend_logits", dend))
-        zero = xp.zeros_like(like)
+        zero = xp.zeros_like(like)                                         # the gradient of an unused one  (B,T)
         dboth = xp.stack([zero if dstart is None else dstart,
                           zero if dend is None else dend], axis=-1)       # logits[..., 0|1]   (B,T,2)
-        self.bert.backward(self.qa_outputs.backward(dboth))
-        return None
+        self.bert.backward(self.qa_outputs.backward(dboth))                # logits = qa_outputs(hidden)  (B,T,C)
+        return None                                                        # ids have no gradient
 
 
 # ----------------------------------------------------------------------------------------------
