@@ -7,7 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from tinylm.data.translation import (BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocab, WordTokenizer, pad_batch,
                                      read_multi30k, read_tatoeba)
@@ -141,6 +141,111 @@ def test_decoding_restores_training_mode():
     greedy_decode(m, SRC, max_len=2)
     beam_search(m, SRC, beam_size=2, max_len=2)
     assert m.training and all(sub.training for _, sub in m.named_modules())
+
+
+
+# --- property tests (hypothesis): random small sizes ---------------------------------------------
+
+@st.composite
+def _models(draw, kinds=("lstm", "transformer")):
+    """A float64 LSTMSeq2Seq or TransformerSeq2Seq of random small sizes, every parameter random.
+    Vocabularies of 5..9 (4 specials): few candidates per step, so greedy decoding often meets <eos>.
+    d_model >= 3: a LayerNorm over 2 features has 2 outputs, and a changed token could leave logits as they were."""
+    kind, seed = draw(st.sampled_from(kinds)), draw(st.integers(0, 2 ** 16))
+    Vs, Vt = draw(st.integers(5, 9)), draw(st.integers(5, 9))
+    if kind == "lstm":
+        m = LSTMSeq2Seq(Vs, Vt, embed_dim=draw(st.integers(1, 4)), hidden_size=draw(st.integers(1, 4)),
+                        num_layers=draw(st.integers(1, 2)), attn_dim=draw(st.integers(1, 4)), rng=seed)
+    else:
+        d = draw(st.sampled_from([3, 4, 6]))
+        share = draw(st.booleans())
+        m = TransformerSeq2Seq(Vs, Vs if share else Vt, d_model=d, nhead=draw(st.sampled_from([h for h in (1, 2, 3)
+                                                                                               if d % h == 0])),
+                               num_encoder_layers=draw(st.integers(1, 2)), num_decoder_layers=draw(st.integers(1, 2)),
+                               dim_feedforward=draw(st.integers(1, 6)), dropout=0.0, norm_first=draw(st.booleans()),
+                               tie_output=share or draw(st.booleans()), share_embeddings=share, max_len=12, rng=seed)
+    return _randomise(m.double(), seed, scale=1.0).eval()
+
+
+@st.composite
+def _sources(draw, m, max_S=5):
+    """src (B, S): rows of random lengths 1..S of non-pad ids, right-padded with pad_idx."""
+    B, S = draw(st.integers(1, 3)), draw(st.integers(1, max_S))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
+    lengths = rng.integers(1, S + 1, size=B)
+    src = rng.integers(0, m.src_vocab_size - 1, size=(B, S))
+    src = src + (src >= m.pad_idx)                                      # any id but pad_idx
+    src[np.arange(S)[None, :] >= lengths[:, None]] = m.pad_idx
+    return src, lengths
+
+
+def _targets(rng, m, B, T):
+    """tgt_in (B, T): <bos> then random ids (no pad: see the gradient-check note above)."""
+    tgt = rng.integers(0, m.tgt_vocab_size - 1, size=(B, T))
+    tgt = tgt + (tgt >= m.pad_idx)
+    tgt[:, 0] = m.bos_idx
+    return tgt
+
+
+@settings(max_examples=25, deadline=None)
+@given(_models(), st.data(), st.sampled_from([np.float32, np.float64]))
+def test_property_logits_shape_and_dtype(m, data, dtype):
+    m.to(dtype)
+    src, _ = data.draw(_sources(m))
+    T = data.draw(st.integers(1, 5))
+    tgt = _targets(np.random.default_rng(T), m, src.shape[0], T)
+    logits = m(src, tgt)
+    assert logits.shape == (src.shape[0], T, m.tgt_vocab_size) and logits.dtype == dtype
+    assert m.backward(np.ones_like(logits)) == (None, None)
+    assert all(p.grad.shape == p.shape and p.grad.dtype == dtype for p in m.parameters())
+
+
+@settings(max_examples=25, deadline=None)
+@given(_models(), st.data())
+def test_property_source_padding_invariance(m, data):
+    """Each row's logits are those of its real source tokens alone: neither its own padding, nor
+    extra padding columns, nor the other rows change them."""
+    src, lengths = data.draw(_sources(m))
+    extra = data.draw(st.integers(1, 3))
+    tgt = _targets(np.random.default_rng(int(lengths.sum())), m, src.shape[0], data.draw(st.integers(1, 4)))
+    logits = m(src, tgt)
+    wider = np.concatenate([src, np.full((src.shape[0], extra), m.pad_idx)], axis=1)
+    np.testing.assert_allclose(m(wider, tgt), logits, rtol=1e-10, atol=1e-12)
+    for b, n in enumerate(lengths):
+        np.testing.assert_allclose(m(src[b:b + 1, :n], tgt[b:b + 1]), logits[b:b + 1], rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(_models(), st.data())
+def test_property_decoder_causality(m, data):
+    """Changing target token (b, t) changes no logits of row b before t, and changes those at t."""
+    src, _ = data.draw(_sources(m))
+    T = data.draw(st.integers(2, 5))
+    tgt = _targets(np.random.default_rng(T), m, src.shape[0], T)
+    b, t = data.draw(st.integers(0, src.shape[0] - 1)), data.draw(st.integers(1, T - 1))
+    changed = tgt.copy()
+    changed[b, t] = (tgt[b, t] + data.draw(st.integers(1, m.tgt_vocab_size - 1))) % m.tgt_vocab_size
+    base, out = m(src, tgt), m(src, changed)
+    np.testing.assert_allclose(out[b, :t], base[b, :t], rtol=1e-12, atol=1e-12)
+    assert not np.allclose(out[b, t], base[b, t], rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(_models(), st.data())
+def test_property_greedy_decode_lengths_and_eos(m, data):
+    """Every output has at most max_len tokens and no <eos>; each token is the most probable one
+    (teacher forcing on the row alone, <pad> and <bos> excluded) and a row shorter than max_len
+    stopped because <eos> was the most probable next token."""
+    src, lengths = data.draw(_sources(m))
+    max_len = data.draw(st.integers(1, 6))
+    out = greedy_decode(m, src, max_len=max_len)
+    assert len(out) == src.shape[0]
+    for b, o in enumerate(out):
+        assert len(o) <= max_len and m.eos_idx not in o
+        logp = log_softmax(m(src[b:b + 1, :lengths[b]], np.array([[m.bos_idx] + o])))[0]
+        logp[:, [m.pad_idx, m.bos_idx]] = -np.inf
+        want = o + [m.eos_idx] if len(o) < max_len else o
+        assert logp.argmax(-1)[:len(want)].tolist() == want
 
 
 # --- errors ----------------------------------------------------------------------------------
