@@ -128,7 +128,10 @@ def glove_loss_forward(w, w_tilde, b, b_tilde, rows, cols, counts, x_max: float 
 
 
 def glove_loss_backward(dloss, cache: GloVeLossCache):
-    """Gradients of J: ``(dw (V, C), dw_tilde (V, C), db (V,), db_tilde (V,))``."""
+    """Gradients of J.
+
+    Shapes: dloss () (a float; 1.0 for J itself) -> dw (V, C), dw_tilde (V, C), db (V,), db_tilde (V,).
+    """
     w_lookup, wt_lookup, wi, wj, rows, cols, fdiff, V = cache
     xp = array_module(("fdiff", fdiff))
     g = (fdiff * dloss).astype(wi.dtype)                                 # J = f diff^2 / 2  =>  dJ/d diff = f diff

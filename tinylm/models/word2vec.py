@@ -231,10 +231,10 @@ def word2vec_loss_forward(w_in, w_out, inputs, outputs, labels, in_mask=None, ou
 def word2vec_loss_backward(dloss, cache: Word2VecLossCache):
     """Gradients of the loss with respect to ``w_in`` (V, C) and ``w_out`` (R, C).
 
-    ``dloss`` is the scalar upstream gradient (1.0 for the loss itself).
+    Shapes: dloss () (the scalar upstream gradient, 1.0 for the loss itself) -> dw_in (V, C), dw_out (R, C).
     """
     in_lookup, in_weight, h, out_lookup, u, dx = cache
-    dx = (dx * dloss).astype(u.dtype)                                   # (B, J)
+    dx = (dx * dloss).astype(u.dtype)                                   # L = sum mask (softplus(x) - y x)  (B, J)
     du = dx[:, :, None] * h[:, None, :]                                 # x = u . h  =>  du_j = dx_j h        (B, J, C)
     dh = matmul(dx[:, None, :], u)[:, 0]                                # x = u . h  =>  dh = sum_j dx_j u_j  (B, C)
     drows_in = in_weight[:, :, None] * dh[:, None, :]                   # h = sum_i in_weight_i w_in[row_i]   (B, I, C)
