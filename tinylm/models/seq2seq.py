@@ -226,18 +226,18 @@ class LSTMSeq2Seq(_Seq2Seq):
         H, L = self.hidden_size, self.num_layers
         da = self.out_dropout.backward(self.out.backward(dlogits.reshape(B * T, -1)))  # logits = out(drop(a))  (N,H)
         dsc = self.combine.backward(tanh_backward(da, combine_tanh))     # a = tanh(combine([s; c]))  (N,3H)
-        dsc = dsc.reshape(B, T, 3 * H)
-        ds, dctx = dsc[..., :H], dsc[..., H:]
+        dsc = dsc.reshape(B, T, 3 * H)                                   # sc = [...].reshape(N, 3H)  (B,T,3H)
+        ds, dctx = dsc[..., :H], dsc[..., H:]                            # sc = [s; ctx]  (B,T,H), (B,T,2H)
         dquery, dkeys, dvalues = self.attention.backward(dctx)           # c = attn(s, e, e)
         ds = ds + dquery                                                 # s feeds the readout and the query
         denc = dkeys + dvalues                                           # e is both keys and values  (B,S,2H)
         dy, (dh0, _) = self.decoder.backward(ds)                         # s = LSTM(y, (h_0, 0))
-        self.tgt_embed.backward(self.tgt_dropout.backward(dy))
+        self.tgt_embed.backward(self.tgt_dropout.backward(dy))           # y = tgt_dropout(tgt_embed(tgt_in))
         dfinal = self.bridge.backward(tanh_backward(dh0, bridge_tanh))   # h_0 = tanh(bridge(final))  (L,B,2H)
-        dh_n = xp.empty((2 * L, B, H), dtype=dfinal.dtype)
+        dh_n = xp.empty((2 * L, B, H), dtype=dfinal.dtype)               # (2L,B,H): layer l's fwd at 2l, bwd at 2l+1
         dh_n[0::2], dh_n[1::2] = dfinal[..., :H], dfinal[..., H:]        # final = [h_n fwd; h_n bwd]  (2L,B,H)
         dx = self.encoder.backward(denc, dh_n)                           # e, h_n = biLSTM(x)
-        self.src_embed.backward(self.src_dropout.backward(dx))
+        self.src_embed.backward(self.src_dropout.backward(dx))           # x = src_dropout(src_embed(src))
         return None, None                                                # token ids have no gradient
 
     # --- decoding ---
@@ -369,7 +369,7 @@ class TransformerSeq2Seq(_Seq2Seq):
         return drop(pos(embed(ids) * math.sqrt(self.d_model)))           # (B,L) -> (B,L,C)
 
     def _embed_backward(self, dx, embed: Embedding, pos: SinusoidalPositionalEncoding, drop: Dropout):
-        embed.backward(pos.backward(drop.backward(dx)) * math.sqrt(self.d_model))
+        embed.backward(pos.backward(drop.backward(dx)) * math.sqrt(self.d_model))   # x = drop(pos(embed(ids) sqrt(C)))
 
     def _check_length(self, name: str, length: int, what: str = "sequence length") -> None:
         if length > self.max_len:
@@ -406,14 +406,14 @@ class TransformerSeq2Seq(_Seq2Seq):
         head, (B, T, C), dtype = self._need_cache(self._cache)
         check_grad("dlogits", dlogits, (B, T, self.tgt_vocab_size), dtype)
         dh, dW, db = linear_backward(dlogits.reshape(B * T, -1), head)   # logits = h W_out^T + b   (N,C)
-        dh = dh.reshape(B, T, C)
+        dh = dh.reshape(B, T, C)                                         # h.reshape(B * T, C)  (N,C) -> (B,T,C)
         self.output_weight.accumulate(dW)                                # tied: adds to tgt_embed's grad
         if not self.tie_output:
             self.output_proj.bias.accumulate(db)
         dy, dmemory = self.decoder.backward(dh)                          # h = decoder(y, memory)
-        self._embed_backward(dy, self.tgt_embed, self.tgt_pos, self.tgt_dropout)
+        self._embed_backward(dy, self.tgt_embed, self.tgt_pos, self.tgt_dropout)   # y = _embed(tgt_in, ...)
         dx = self.encoder.backward(dmemory)                              # memory = encoder(x)
-        self._embed_backward(dx, self.src_embed, self.src_pos, self.src_dropout)
+        self._embed_backward(dx, self.src_embed, self.src_pos, self.src_dropout)   # x = _embed(src, ...)
         return None, None
 
     # --- decoding ---

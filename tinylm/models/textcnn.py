@@ -128,17 +128,17 @@ class TextCNN(Module):
     def backward(self, dlogits):
         shape, dtype = self._need_cache(self._out)
         check_grad("dlogits", dlogits, shape, dtype)
-        dz = self.dropout.backward(self.fc.backward(dlogits))                    # (B,F*W)
+        dz = self.dropout.backward(self.fc.backward(dlogits))                    # logits = fc(dropout(z))  (B,F*W)
         F = self.num_filters
         dx = None
         for i, (conv, pool, relu) in enumerate(zip(self.convs, self.pools, self.relus)):
-            dh = pool.backward(relu.backward(dz[:, i * F:(i + 1) * F]))          # z = concat(features): split dz
-            dx_i = conv.backward(dh)                                             # (B,C,T)
+            dh = pool.backward(relu.backward(dz[:, i * F:(i + 1) * F]))          # z = concat(relu(pool(h)), ...)
+            dx_i = conv.backward(dh)                                             # h = conv(x)  (B,C,T)
             dx = dx_i if dx is None else dx + dx_i                               # every width reads the same x
-        dx = dx.swapaxes(1, 2)                                                   # (B,C,T) -> (B,T,C)
+        dx = dx.swapaxes(1, 2)                                                   # x = x.swapaxes(1, 2)  (B,T,C)
         if self._words is not None:
             dx = array_module(("dx", dx)).where(self._words, dx, 0)              # zeroed padding: no gradient
-        self.embedding.backward(dx)
+        self.embedding.backward(dx)                                              # x = embedding(ids)
         return None
 
     def extra_repr(self) -> str:
