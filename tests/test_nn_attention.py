@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from tinylm.gradcheck import check_module, fixed_random_streams
 from tinylm.nn.attention import MultiheadAttention
@@ -274,6 +274,61 @@ def test_learned_matches_definition(rng):
     dx = m.backward(dout)
     np.testing.assert_array_equal(dx, dout)
     np.testing.assert_allclose(m.weight.grad[1:5], dout.sum(0), rtol=1e-6)
+
+
+
+# property tests (hypothesis): random (B, T, C, offset) and table length
+_positions = dict(B=st.integers(1, 3), T=st.integers(1, 6), C=st.integers(1, 9), offset=st.integers(0, 20),
+                  extra=st.integers(0, 4), seed=st.integers(0, 2 ** 16))
+
+
+@settings(max_examples=40, deadline=None)
+@given(**_positions)
+def test_property_sinusoidal_matches_closed_form(B, T, C, offset, extra, seed):
+    """y[b, t, c] = x[b, t, c] + sin(p w_c) for even c, cos(p w_c) for odd c, with p = offset + t
+    and w_c = 10000^(-2 floor(c/2) / C), computed here one entry at a time with math."""
+    m = SinusoidalPositionalEncoding(C, max_len=offset + T + extra)
+    x = np.random.default_rng(seed).standard_normal((B, T, C))
+    want = np.empty((T, C))
+    for t in range(T):
+        for c in range(C):
+            angle = (offset + t) / 10000 ** (2 * (c // 2) / C)
+            want[t, c] = math.sin(angle) if c % 2 == 0 else math.cos(angle)
+    y = m(x, offset=offset)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    np.testing.assert_allclose(y - x, np.broadcast_to(want, (B, T, C)), rtol=0, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(kind=st.sampled_from(["sinusoidal", "learned"]), **_positions)
+def test_property_offset_equals_slicing_a_longer_sequence(kind, B, T, C, offset, extra, seed):
+    """Encoding x at offset o gives positions o..o+T-1 of the encoding of a longer sequence in
+    which x starts at position o (what KV-cache decoding relies on)."""
+    rng = np.random.default_rng(seed)
+    L = offset + T + extra
+    m = SinusoidalPositionalEncoding(C, max_len=L) if kind == "sinusoidal" else \
+        LearnedPositionalEmbedding(L, C, rng=seed).double()
+    longer = rng.standard_normal((B, L, C))
+    np.testing.assert_array_equal(m(longer[:, offset:offset + T], offset=offset), m(longer)[:, offset:offset + T])
+
+
+@settings(max_examples=40, deadline=None)
+@given(**_positions)
+def test_property_learned_backward_scatters_batch_sum(B, T, C, offset, extra, seed):
+    """dx = dy, and weight.grad row offset+t is sum_b dy[b, t], every other row zero (built here
+    by a loop over (b, t))."""
+    rng = np.random.default_rng(seed)
+    L = offset + T + extra
+    m = LearnedPositionalEmbedding(L, C, rng=seed).double()
+    x, dy = rng.standard_normal((B, T, C)), rng.standard_normal((B, T, C))
+    m(x, offset=offset)
+    np.testing.assert_array_equal(m.backward(dy), dy)
+    want = np.zeros((L, C))
+    for b in range(B):
+        for t in range(T):
+            want[offset + t] += dy[b, t]
+    assert m.weight.grad.shape == (L, C) and m.weight.grad.dtype == np.float64
+    np.testing.assert_allclose(m.weight.grad, want, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("make", [lambda: SinusoidalPositionalEncoding(4, max_len=5),
