@@ -97,9 +97,12 @@ def attention_forward_reference(q, k, v, *, causal, key_padding_mask, scale, dro
 
 
 def attention_backward_reference(dout, cache: ReferenceAttentionCache):
-    """Reference kernel backward: ``(dq, dk, dv)`` from P kept by the forward."""
+    """Reference kernel backward: ``(dq, dk, dv)`` from P kept by the forward.
+
+    Shapes: dout (B,H,T,D) -> dq (B,H,T,D), dk (B,H,S,D), dv (B,H,S,D).
+    """
     q, k, v, p, dropout_mask, scale = cache
-    pd = p if dropout_mask is None else p * dropout_mask
+    pd = p if dropout_mask is None else p * dropout_mask          # Pd = P * M, recomputed as in the forward  (B,H,T,S)
     dv = matmul(pd.swapaxes(-1, -2), dout)                        # O = Pd V  =>  dV = Pd^T dO   (B,H,S,D)
     dp = matmul(dout, v.swapaxes(-1, -2))                         # O = Pd V  =>  dPd = dO V^T   (B,H,T,S)
     if dropout_mask is not None:
@@ -188,7 +191,7 @@ def attention_backward(dout, cache: AttentionCache):
     check_shape("dout", dout, cache.out_shape)
     if dout.dtype != cache.dtype:
         raise TypeError(f"dout: dtype {dout.dtype} differs from the forward's {cache.dtype}")
-    return cache.kernel.backward(dout, cache.kernel_cache)
+    return cache.kernel.backward(dout, cache.kernel_cache)    # out = kernel.forward(q, k, v, ...)
 
 
 def attention_probs(q, k, causal=False, key_padding_mask=None, scale=None):

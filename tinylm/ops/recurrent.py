@@ -205,7 +205,7 @@ def _gru_step_backward(dstate, step: GRUStep, weight_hh):
     h_prev, r, z, n, hn = step
     xp = array_module(("dh", dh))
     dn = dh * (1 - z)                                        # h = (1 - z) n + z h_prev
-    dz = dh * (h_prev - n)
+    dz = dh * (h_prev - n)                                   #   ... =>  dz = dh (h_prev - n)
     da_n = dn * (1 - n * n)                                  # n = tanh(a_n), a_n = gi_n + r hn
     da_r = da_n * hn * r * (1 - r)                           # dr = da_n hn; r = sigmoid(a_r)
     da_z = dz * z * (1 - z)                                  # z = sigmoid(a_z)
@@ -235,10 +235,10 @@ def _cell_backward(kind, dstate, cache: CellCache):
     proj, step, weight_hh, has_bias_hh = cache
     shape = tuple(step.h_prev.shape)                                       # (B,H), every state's shape
     dstate = tuple(_upstream(name, d, shape, step.h_prev) for name, d in zip(("dh'", "dc'"), dstate))
-    dgi, dgh, dstate_prev = step_backward(dstate, step, weight_hh)
+    dgi, dgh, dstate_prev = step_backward(dstate, step, weight_hh)        # new_state = step_forward(gi, state, ...)
     dx, dweight_ih, dbias_ih = linear_backward(dgi, proj)                 # gi = x W_ih^T + b_ih
     dweight_hh = matmul(dgh.T, step.h_prev)                              # gh = h W_hh^T + b_hh  =>  dW_hh = dgh^T h
-    dbias_hh = dgh.sum(axis=0) if has_bias_hh else None
+    dbias_hh = dgh.sum(axis=0) if has_bias_hh else None                  # gh = ... + b_hh  =>  db_hh = sum_B dgh
     return (dx, *dstate_prev, dweight_ih, dweight_hh, dbias_ih, dbias_hh)
 
 
@@ -359,22 +359,23 @@ def _sequence_backward(kind, dy, dfinal, cache: SequenceCache):
     xp = array_module(("x", proj.x))
     T, B, _ = proj.x.shape
     G_H, H = weight_hh.shape
-    dy = _upstream("dy", dy, (T, B, H), proj.x)
-    dstate = [_upstream(name, d, (B, H), proj.x) for name, d in zip(("dh_n", "dc_n"), dfinal)]
-    dgi = xp.empty((T, B, G_H), dtype=proj.x.dtype)
-    dgh = xp.empty_like(dgi)
+    dy = _upstream("dy", dy, (T, B, H), proj.x)                            # (T,B,H), None: zeros
+    dstate = [_upstream(name, d, (B, H), proj.x) for name, d in zip(("dh_n", "dc_n"), dfinal)]   # each (B,H)
+    dgi = xp.empty((T, B, G_H), dtype=proj.x.dtype)                        # (T,B,G*H), filled step by step
+    dgh = xp.empty_like(dgi)                                               # (T,B,G*H)
     for t in (range(T) if reverse else range(T - 1, -1, -1)):             # the forward's order, reversed
         dnew = [dstate[0] + dy[t], *dstate[1:]]              # y_t = h_t: L reaches h_t through both
         if mask is not None:                                 # state_t = where(m_t, new_t, state_{t-1}):
             dcarry = [xp.where(mask[t], 0, d) for d in dstate]   # padded step: passes to state_{t-1} untouched
             dnew = [xp.where(mask[t], d, 0) for d in dnew]       # real step: all of it enters the step
-        dgi[t], dgh[t], dprev = step_backward(tuple(dnew), steps[t], weight_hh)
+        dgi[t], dgh[t], dprev = step_backward(tuple(dnew), steps[t], weight_hh)   # new = step(gi[t], state)
+        # state = new, or where(mask[t], new, state): the padded steps' share passes through in dcarry
         dstate = list(dprev) if mask is None else [p + c for p, c in zip(dprev, dcarry)]
     dx, dweight_ih, dbias_ih = linear_backward(dgi, proj)                 # gi = x W_ih^T + b_ih, all steps at once
     h_prev = xp.stack([s.h_prev for s in steps])                          # (T,B,H) h_{t-1} of every step
     dweight_hh = matmul(dgh.reshape(-1, G_H).T,                           # gh_t = h_{t-1} W_hh^T + b_hh, all t:
                         h_prev.reshape(-1, h_prev.shape[-1]))             # (G*H,T*B) @ (T*B,H) -> (G*H,H)
-    dbias_hh = dgh.sum(axis=(0, 1)) if has_bias_hh else None
+    dbias_hh = dgh.sum(axis=(0, 1)) if has_bias_hh else None              # gh_t = ... + b_hh  =>  db_hh = sum dgh
     return (dx, *dstate, dweight_ih, dweight_hh, dbias_ih, dbias_hh)
 
 

@@ -299,6 +299,9 @@ def soft_attention_backward(dout, cache: SoftAttentionCache):
 
     ``dout`` is ``dcontext``, or ``(dcontext, dweights)`` when the weights feed a loss too (either
     may be None). Returns ``(dscores, dvalues)`` shaped as scores and values.
+
+    Shapes: dcontext (B, Dv) or (B, T, Dv), dweights (B, S) or (B, T, S) or None
+    -> dscores (B, S) or (B, T, S), dvalues (B, S, Dv).
     """
     softmax_cache, values, context_shape, squeeze = cache
     weights = softmax_cache.y                                 # (B,T,S)
@@ -336,8 +339,8 @@ def additive_attention_forward(query, keys, values, W_q, W_k, v, key_padding_mas
 
 def additive_attention_backward(dout, cache: ScoredAttentionCache):
     """``dout`` = dcontext or (dcontext, dweights) -> ``(dquery, dkeys, dvalues, dW_q, dW_k, dv)``."""
-    dscores, dvalues = soft_attention_backward(dout, cache.soft)
-    dquery, dkeys, dW_q, dW_k, dv = additive_score_backward(dscores, cache.score)
+    dscores, dvalues = soft_attention_backward(dout, cache.soft)             # out = soft_attention(scores, values)
+    dquery, dkeys, dW_q, dW_k, dv = additive_score_backward(dscores, cache.score)   # scores = additive_score(...)
     return dquery, dkeys, dvalues, dW_q, dW_k, dv
 
 
@@ -356,8 +359,8 @@ def dot_attention_forward(query, keys, values, key_padding_mask=None):
 
 def dot_attention_backward(dout, cache: ScoredAttentionCache):
     """``dout`` = dcontext or (dcontext, dweights) -> ``(dquery, dkeys, dvalues)``."""
-    dscores, dvalues = soft_attention_backward(dout, cache.soft)
-    dquery, dkeys = dot_score_backward(dscores, cache.score)
+    dscores, dvalues = soft_attention_backward(dout, cache.soft)             # out = soft_attention(scores, values)
+    dquery, dkeys = dot_score_backward(dscores, cache.score)                 # scores = dot_score(query, keys)
     return dquery, dkeys, dvalues
 
 
@@ -376,6 +379,6 @@ def general_attention_forward(query, keys, values, W, key_padding_mask=None):
 
 def general_attention_backward(dout, cache: ScoredAttentionCache):
     """``dout`` = dcontext or (dcontext, dweights) -> ``(dquery, dkeys, dvalues, dW)``."""
-    dscores, dvalues = soft_attention_backward(dout, cache.soft)
-    dquery, dkeys, dW = general_score_backward(dscores, cache.score)
+    dscores, dvalues = soft_attention_backward(dout, cache.soft)             # out = soft_attention(scores, values)
+    dquery, dkeys, dW = general_score_backward(dscores, cache.score)         # scores = general_score(query, keys, W)
     return dquery, dkeys, dvalues, dW
