@@ -461,7 +461,7 @@ class BERT(Module):
                 raise ValueError("dpooled: this model has no pooler (add_pooling_layer=False)")
             check_grad("dpooled", dpooled, (shape[0], shape[2]), self._dtype)
             dfrom_pool = self.pooler.backward(dpooled)                     # pooled = pooler(hidden)
-            dhidden = dfrom_pool if dhidden is None else dhidden + dfrom_pool
+            dhidden = dfrom_pool if dhidden is None else dhidden + dfrom_pool   # hidden: returned and pooled
         dx = self.encoder.backward(dhidden)                                # hidden = encoder(x)
         self.embeddings.backward(dx)                                       # x = embeddings(ids)
         return None

@@ -296,7 +296,7 @@ class TransformerDecoderLayer(_LayerBase):
         dq, dmemory = self._ca_block_backward(db)             # b = h1 + ca(h1, m): the ca branch
         dh1 = db + dq                                         # b = h1 + ca(h1, m)
         da = self.norm1.backward(dh1)                         # h1 = norm1(a), a = x + sa(x)
-        return da + self._sa_block_backward(da), dmemory
+        return da + self._sa_block_backward(da), dmemory      # a = x + sa(x)
 
 
 # ----------------------------------------------------------------------------------------------
