@@ -1,10 +1,13 @@
 """Sequential and ModuleList: naming, list behaviour, chained forward/backward gradient checks."""
+import copy
 from collections import OrderedDict
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from tinylm.gradcheck import check_module
+from tinylm.nn.activation import GELU, ReLU, Sigmoid, Tanh
 from tinylm.nn.container import ModuleList, Sequential
 from tinylm.nn.dropout import Dropout
 from tinylm.nn.embedding import Embedding
@@ -48,6 +51,64 @@ def test_sequential_runs_in_order_and_back_in_reverse(rng):
     dx = model.backward(dy)
     np.testing.assert_allclose(dx, dy @ b.weight.data @ a.weight.data)
     np.testing.assert_allclose(a.weight.grad, (dy @ b.weight.data).T @ x)
+
+
+
+# --- property tests (hypothesis): random stacks of Linear / activations / LayerNorm ----------------
+
+_ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "gelu": GELU, "gelu_tanh": lambda: GELU("tanh")}
+
+
+@st.composite
+def _stacks(draw):
+    """(layers, input width, seed): 1-5 float64 layers with random widths, every parameter random
+    (LayerNorm's ones and zeros too, so that an identity-like layer cannot hide an error)."""
+    seed = draw(st.integers(0, 2 ** 16))
+    rng = np.random.default_rng(seed)
+    width = first = draw(st.integers(1, 5))
+    layers = []
+    for kind in draw(st.lists(st.sampled_from(["linear", "layernorm"] + list(_ACTIVATIONS)), min_size=1, max_size=5)):
+        if kind == "linear":
+            out = draw(st.integers(1, 5))
+            layers.append(Linear(width, out, bias=draw(st.booleans()), rng=rng))
+            width = out
+        else:
+            layers.append(LayerNorm(width) if kind == "layernorm" else _ACTIVATIONS[kind]())
+    for layer in layers:
+        layer.double()
+        for p in layer.parameters():
+            p.data = rng.standard_normal(p.shape)
+    return layers, first, seed
+
+
+@settings(max_examples=40, deadline=None)
+@given(_stacks(), st.integers(1, 3))
+def test_property_sequential_is_composition_and_reverse_chain(stack, B):
+    """Sequential(l0, .., ln)(x) = ln(..l0(x)), and its backward equals ln.backward, .., l0.backward
+    run by hand on an identical copy of the layers: same input gradient, same parameter gradients."""
+    layers, width, seed = stack
+    copies = copy.deepcopy(layers)                          # the hand-run chain: its own caches and grads
+    model = Sequential(*layers)
+    rng = np.random.default_rng(seed + 1)
+    x = rng.standard_normal((B, 2, width))
+    y = model(x)
+    h = x
+    for layer in copies:
+        h = layer(h)
+    assert y.shape == h.shape and y.dtype == np.float64
+    np.testing.assert_array_equal(y, h)
+    dy = rng.standard_normal(y.shape)
+    dx = model.backward(dy)
+    g = dy
+    for layer in reversed(copies):
+        g = layer.backward(g)
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(dx, g)
+    by_hand = {f"{i}.{name}": p.grad for i, layer in enumerate(copies) for name, p in layer.named_parameters()}
+    grads = {name: p.grad for name, p in model.named_parameters()}
+    assert grads.keys() == by_hand.keys()
+    for name, grad in grads.items():
+        np.testing.assert_array_equal(grad, by_hand[name], err_msg=name)
 
 
 def test_sequential_names_indexing_and_iteration():
