@@ -42,7 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tinylm._checks import (check_choice, check_flag, check_float, check_grad, check_index_range, check_int,
-                            check_positive_int, check_probability, check_shape)
+                            check_positive_float, check_positive_int, check_probability, check_shape)
 from tinylm.backend import array_module, to_numpy
 from tinylm.nn import init
 from tinylm.nn.activation import GELU, ReLU, Tanh
@@ -108,7 +108,7 @@ class BertConfig:
         if isinstance(self.pad_token_id, bool) or not isinstance(self.pad_token_id, int) \
                 or not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"pad_token_id: expected an int in [0, {self.vocab_size}), got {self.pad_token_id!r}")
-        _check_real("layer_norm_eps", self.layer_norm_eps, "> 0", lambda v: v > 0)
+        check_positive_float("layer_norm_eps", self.layer_norm_eps)    # as LayerNorm's own eps check
         _check_real("initializer_range", self.initializer_range, ">= 0 (the std of the initial weights)",
                     lambda v: v >= 0)
 
