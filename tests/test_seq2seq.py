@@ -187,7 +187,7 @@ def _targets(rng, m, B, T):
     return tgt
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(_models(), st.data(), st.sampled_from([np.float32, np.float64]))
 def test_property_logits_shape_and_dtype(m, data, dtype):
     m.to(dtype)
@@ -200,7 +200,7 @@ def test_property_logits_shape_and_dtype(m, data, dtype):
     assert all(p.grad.shape == p.shape and p.grad.dtype == dtype for p in m.parameters())
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(_models(), st.data())
 def test_property_source_padding_invariance(m, data):
     """Each row's logits are those of its real source tokens alone: neither its own padding, nor
@@ -215,7 +215,7 @@ def test_property_source_padding_invariance(m, data):
         np.testing.assert_allclose(m(src[b:b + 1, :n], tgt[b:b + 1]), logits[b:b + 1], rtol=1e-10, atol=1e-12)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(_models(), st.data())
 def test_property_decoder_causality(m, data):
     """Changing target token (b, t) changes no logits of row b before t, and changes those at t."""
@@ -230,7 +230,7 @@ def test_property_decoder_causality(m, data):
     assert not np.allclose(out[b, t], base[b, t], rtol=1e-9, atol=1e-9)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(_models(), st.data())
 def test_property_greedy_decode_lengths_and_eos(m, data):
     """Every output has at most max_len tokens and no <eos>; each token is the most probable one
