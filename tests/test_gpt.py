@@ -234,8 +234,8 @@ def test_bad_input_table(bad, error, match):
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(layer_norm_epsilon=-1.0), ValueError, r"layer_norm_epsilon: expected a finite float > 0, got -1.0"),
-    (dict(layer_norm_epsilon=0.0), ValueError, r"layer_norm_epsilon: expected a finite float > 0, got 0.0"),
+    (dict(layer_norm_epsilon=-1.0), ValueError, r"layer_norm_epsilon: expected a positive float, got -1.0"),
+    (dict(layer_norm_epsilon=0.0), ValueError, r"layer_norm_epsilon: expected a positive float, got 0.0"),
     (dict(layer_norm_epsilon=float("nan")), ValueError, r"layer_norm_epsilon: .* got nan"),
     (dict(bias="no"), TypeError, r"bias: expected a bool, got 'no'"),
 ])

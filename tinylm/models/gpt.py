@@ -23,7 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinylm._checks import check_flag, check_grad, check_index_range, check_positive_int, check_probability, check_shape
+from tinylm._checks import (check_flag, check_grad, check_index_range, check_positive_float, check_positive_int,
+                            check_probability, check_shape)
 from tinylm.backend import array_module, get_backend
 from tinylm.nn import init
 from tinylm.nn.container import ModuleList
@@ -60,10 +61,7 @@ class GPTConfig:
             raise ValueError(f"n_embd: must be divisible by n_head={self.n_head}, got {self.n_embd}")
         check_probability("dropout", self.dropout)
         check_flag("bias", self.bias)
-        eps = self.layer_norm_epsilon
-        if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, (int, float, np.integer, np.floating)) \
-                or not (math.isfinite(eps) and eps > 0):
-            raise ValueError(f"layer_norm_epsilon: expected a finite float > 0, got {eps!r}")
+        check_positive_float("layer_norm_epsilon", self.layer_norm_epsilon)
 
     def to_dict(self) -> dict:
         d = asdict(self)
