@@ -5,7 +5,7 @@ import pytest
 from tinylm._checks import (check_choice, check_flag, check_float, check_float_dtype, check_grad, check_index_range,
                             check_int, check_lengths, check_positive_float, check_positive_int, check_probability,
                             check_shape)
-from tinylm.random import make_rng
+from tinylm.random import make_rng, module_rng
 
 
 def test_check_shape_binds_and_names_the_mismatch():
@@ -127,3 +127,13 @@ def test_make_rng_names_the_callers_argument():
         make_rng(-1, name="rng")
     with pytest.raises(TypeError, match=r"rng: .*got True"):
         make_rng(True, name="rng")
+
+
+def test_module_rng_makes_one_stream_and_keeps_none():
+    assert module_rng(None) is None                          # None: the module follows the global generator
+    g = np.random.default_rng(0)
+    assert module_rng(g) is g
+    s = module_rng(5)                                        # an int: ONE generator, to be shared downward
+    assert isinstance(s, np.random.Generator) and s.random() == np.random.default_rng(5).random()
+    with pytest.raises(TypeError, match=r"rng: expected None, a non-negative int or a numpy Generator, got 'x'"):
+        module_rng("x")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["manual_seed", "default_rng", "make_rng"]
+__all__ = ["manual_seed", "default_rng", "make_rng", "module_rng"]
 
 _rng = np.random.default_rng(0)
 
@@ -41,3 +41,15 @@ def make_rng(seed_or_rng=None, name: str = "seed") -> np.random.Generator:
     if isinstance(seed_or_rng, (int, np.integer)) and not isinstance(seed_or_rng, bool) and seed_or_rng >= 0:
         return np.random.default_rng(int(seed_or_rng))
     raise TypeError(f"{name}: expected None, a non-negative int or a numpy Generator, got {seed_or_rng!r}")
+
+
+def module_rng(rng=None, name: str = "rng") -> np.random.Generator | None:
+    """The generator a module (and all its submodules) draws from, made ONCE in its constructor.
+
+    ``None`` stays None: the module then follows tinylm's global generator, so ``manual_seed``
+    still governs it. An int becomes one Generator seeded with it, to be handed to every submodule:
+    handing the int itself down would give each layer a fresh generator with the same seed, so
+    same-shaped layers would start with identical weights and every Dropout draw identical masks.
+    A Generator is used as it is.
+    """
+    return None if rng is None else make_rng(rng, name=name)

@@ -54,7 +54,7 @@ from tinylm.nn.module import Module, Parameter
 from tinylm.nn.normalization import LayerNorm
 from tinylm.ops.attention import attention_backward, attention_forward
 from tinylm.ops.linear import linear_backward, linear_forward
-from tinylm.random import make_rng
+from tinylm.random import module_rng
 
 __all__ = ["BertConfig", "BERT", "BertModel", "BertEmbeddings", "BertSelfAttention", "BertAttention",
            "BertIntermediate", "BertOutput", "BertLayer", "BertEncoder", "BertPooler",
@@ -134,11 +134,6 @@ def _activation(name: str) -> Module:
     approximate = HIDDEN_ACTS[name]
     return ReLU() if approximate is None else GELU(approximate=approximate)
 
-
-def _generator(rng):
-    # One generator shared by every layer, so an int seed does not give each Dropout the same stream.
-    # None stays None: those layers then follow tinylm's global generator, even after manual_seed.
-    return None if rng is None else make_rng(rng, name="rng")
 
 
 def _check_ids(name: str, ids, high: int, dims: dict, what: str) -> None:
@@ -432,7 +427,7 @@ class BERT(Module):
         super().__init__()
         _check_config(config)
         add_pooling_layer = check_flag("add_pooling_layer", add_pooling_layer)
-        rng = _generator(rng)
+        rng = module_rng(rng)
         self.config = config
         self.embeddings = BertEmbeddings(config, rng)
         self.encoder = BertEncoder(config, rng)
@@ -601,7 +596,7 @@ class BertForMaskedLM(_Head):
     def __init__(self, config: BertConfig, rng=None):
         super().__init__()
         _check_config(config)
-        rng = _generator(rng)
+        rng = module_rng(rng)
         self.config = config
         self.bert = BERT(config, add_pooling_layer=False, rng=rng)
         self.cls = _Cls(BertLMPredictionHead(config, self.bert.embeddings.word_embeddings.weight, rng))
@@ -626,7 +621,7 @@ class _ClassifierHead(_Head):
     def __init__(self, config: BertConfig, rng=None):
         super().__init__()
         _check_config(config)
-        rng = _generator(rng)
+        rng = module_rng(rng)
         self.config = config
         self.num_labels = config.num_labels
         self.bert = BERT(config, add_pooling_layer=self.add_pooling_layer, rng=rng)
@@ -688,7 +683,7 @@ class BertForQuestionAnswering(_Head):
     def __init__(self, config: BertConfig, rng=None):
         super().__init__()
         _check_config(config)
-        rng = _generator(rng)
+        rng = module_rng(rng)
         self.config = config
         self.bert = BERT(config, add_pooling_layer=False, rng=rng)
         self.qa_outputs = Linear(config.hidden_size, 2, rng=rng)

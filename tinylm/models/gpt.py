@@ -35,7 +35,7 @@ from tinylm.nn.module import Module
 from tinylm.nn.normalization import LayerNorm
 from tinylm.ops.attention import attention_backward, attention_forward
 from tinylm.ops.linear import linear_backward, linear_forward
-from tinylm.random import make_rng
+from tinylm.random import make_rng, module_rng
 
 __all__ = ["GPTConfig", "GPT", "Block", "CausalSelfAttention", "MLP", "KVCache"]
 
@@ -69,13 +69,6 @@ class GPTConfig:
         return d
 
 
-def _generator(rng):
-    # One generator for the whole model: an int seed handed to every layer as it is would give
-    # same-shaped weights the same initial values and every Dropout the same masks.
-    # None stays None: those layers then follow tinylm's global generator (tinylm.manual_seed).
-    return None if rng is None else make_rng(rng, name="rng")
-
-
 class KVCache:
     """Keys and values of the tokens seen so far, per layer: k, v (B, H, block_size, D), filled to ``length``."""
 
@@ -99,7 +92,7 @@ class CausalSelfAttention(Module):
     def __init__(self, cfg: GPTConfig, rng=None):
         super().__init__()
         C = cfg.n_embd
-        rng = _generator(rng)
+        rng = module_rng(rng)
         self.n_head, self.attn_dropout, self.rng = cfg.n_head, cfg.dropout, rng
         self.c_attn = Linear(C, 3 * C, bias=cfg.bias, rng=rng)
         self.c_proj = Linear(C, C, bias=cfg.bias, rng=rng)
@@ -147,7 +140,7 @@ class MLP(Module):
     def __init__(self, cfg: GPTConfig, rng=None):
         super().__init__()
         C = cfg.n_embd
-        rng = _generator(rng)
+        rng = module_rng(rng)
         self.c_fc = LinearGELU(C, 4 * C, bias=cfg.bias, approximate="tanh", rng=rng)
         self.c_proj = Linear(4 * C, C, bias=cfg.bias, rng=rng)
         self.dropout = Dropout(cfg.dropout, rng=rng)
@@ -168,7 +161,7 @@ class Block(Module):
     def __init__(self, cfg: GPTConfig, rng=None):
         super().__init__()
         C = cfg.n_embd
-        rng = _generator(rng)
+        rng = module_rng(rng)
         self.ln_1 = LayerNorm(C, eps=cfg.layer_norm_epsilon, bias=cfg.bias)
         self.attn = CausalSelfAttention(cfg, rng)
         self.ln_2 = LayerNorm(C, eps=cfg.layer_norm_epsilon, bias=cfg.bias)
@@ -217,7 +210,7 @@ class GPT(Module):
             hint = " (build one with GPTConfig(**d))" if isinstance(config, dict) else ""
             raise TypeError(f"config: expected a GPTConfig, got {type(config).__name__}{hint}")
         self.config = config
-        rng = _generator(rng)
+        rng = module_rng(rng)
         self.transformer = _Transformer(config, rng)
         self._init_weights(rng)
         self._cache = None

@@ -46,7 +46,7 @@ from tinylm.nn.transformer import (TransformerDecoder, TransformerDecoderLayer, 
 from tinylm.ops.activations import TanhCache, tanh_backward, tanh_forward
 from tinylm.ops.linear import LinearCache, linear_backward, linear_forward
 from tinylm.ops.softmax import log_softmax
-from tinylm.random import make_rng
+from tinylm.random import module_rng
 
 __all__ = ["LSTMSeq2Seq", "TransformerSeq2Seq", "LSTMState", "TransformerState", "greedy_decode", "beam_search",
            "length_penalty", "LENGTH_NORMS"]
@@ -168,7 +168,7 @@ class LSTMSeq2Seq(_Seq2Seq):
         L = self.num_layers = check_positive_int("num_layers", num_layers)
         A = H if attn_dim is None else check_positive_int("attn_dim", attn_dim)
         p = check_probability("dropout", dropout)
-        g = None if rng is None else make_rng(rng, name="rng")   # one stream for every child (None: global)
+        g = module_rng(rng)                                  # one stream for every child (None: global)
         kw = dict(dtype=dtype, rng=g)
         between = p if L > 1 else 0.0                        # LSTM dropout acts between stacked layers only
         self.src_embed = Embedding(src_vocab_size, E, padding_idx=self.pad_idx, **kw)
@@ -335,7 +335,7 @@ class TransformerSeq2Seq(_Seq2Seq):
             raise ValueError(f"share_embeddings: needs one joint vocabulary, got src_vocab_size={src_vocab_size} "
                              f"and tgt_vocab_size={tgt_vocab_size}")
         self.tie_output, self.share_embeddings = bool(tie_output), bool(share_embeddings)
-        g = None if rng is None else make_rng(rng, name="rng")
+        g = module_rng(rng)
         layer_kw = dict(dim_feedforward=dim_feedforward, dropout=dropout, activation=activation,
                         batch_first=True, norm_first=norm_first, dtype=dtype, rng=g)
 

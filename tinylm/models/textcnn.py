@@ -42,7 +42,7 @@ from tinylm.nn.dropout import Dropout
 from tinylm.nn.embedding import Embedding
 from tinylm.nn.linear import Linear
 from tinylm.nn.module import Module
-from tinylm.random import make_rng
+from tinylm.random import module_rng
 
 __all__ = ["TextCNN"]
 
@@ -89,7 +89,7 @@ class TextCNN(Module):
         self.kernel_sizes = kernel_sizes
         if isinstance(embed_init, bool) or not isinstance(embed_init, (int, float)) or not embed_init > 0:
             raise ValueError(f"embed_init: expected a number > 0, got {embed_init!r}")
-        rng = None if rng is None else make_rng(rng, name="rng")
+        rng = module_rng(rng)
         self.embedding = Embedding(vocab_size, embed_dim, padding_idx=padding_idx, dtype=dtype, rng=rng)
         weight = init.uniform((vocab_size, embed_dim), embed_init, dtype, rng)
         if self.embedding.padding_idx is not None:

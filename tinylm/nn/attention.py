@@ -17,7 +17,7 @@ from tinylm.nn.linear import Linear
 from tinylm.nn.module import Module, Parameter
 from tinylm.ops.attention import AttentionCache, attention_backward, attention_forward, attention_probs
 from tinylm.ops.linear import LinearCache, linear_backward, linear_forward
-from tinylm.random import make_rng
+from tinylm.random import make_rng, module_rng
 
 __all__ = ["MultiheadAttention"]
 
@@ -84,7 +84,7 @@ class MultiheadAttention(Module):
         if bias:
             self.out_proj.bias = Parameter(init.zeros((E,), dtype))     # PyTorch zeroes it too
         # An int seed becomes one generator here, so each forward still draws a fresh mask.
-        self.rng = None if rng is None else make_rng(rng, name="rng")
+        self.rng = module_rng(rng)
         self._cache = None
 
     # --- (B,L,E) <-> (B,H,L,D) ---

@@ -4,7 +4,7 @@ from __future__ import annotations
 from tinylm._checks import check_probability
 from tinylm.nn.module import Module
 from tinylm.ops.dropout import dropout_backward, dropout_forward
-from tinylm.random import make_rng
+from tinylm.random import module_rng
 
 __all__ = ["Dropout"]
 
@@ -24,7 +24,7 @@ class Dropout(Module):
         super().__init__()
         self.p = check_probability("p", p)
         # Turn a seed into a generator once: passing the int on every call would repeat one mask.
-        self.rng = None if rng is None else make_rng(rng, name="rng")
+        self.rng = module_rng(rng)
         self._cache = None
 
     def forward(self, x):

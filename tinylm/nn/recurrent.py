@@ -24,7 +24,7 @@ from tinylm.ops.dropout import dropout_backward, dropout_forward
 from tinylm.ops.recurrent import (NONLINEARITIES, gru_backward, gru_cell_backward, gru_cell_forward, gru_forward,
                                   lstm_backward, lstm_cell_backward, lstm_cell_forward, lstm_forward, rnn_backward,
                                   rnn_cell_backward, rnn_cell_forward, rnn_forward)
-from tinylm.random import make_rng
+from tinylm.random import module_rng
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 
@@ -74,7 +74,7 @@ class _RNNBase(Module):
             warnings.warn(f"dropout={dropout} acts between stacked layers only, so with num_layers=1 it does "
                           "nothing (as in PyTorch)", UserWarning, stacklevel=2)
         # One generator for init and the between-layer dropout masks; None: tinylm's global one.
-        self.rng = None if rng is None else make_rng(rng, name="rng")
+        self.rng = module_rng(rng)
         G, D = self._gates * hidden_size, self.num_directions
 
         def new(shape):
@@ -323,7 +323,7 @@ class _CellBase(Module):
         self.input_size = check_positive_int("input_size", input_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         self.bias = check_flag("bias", bias)
-        rng = None if rng is None else make_rng(rng, name="rng")
+        rng = module_rng(rng)
         G = self._gates * hidden_size
         self.weight_ih = _uniform_hidden((G, input_size), hidden_size, dtype, rng)
         self.weight_hh = _uniform_hidden((G, hidden_size), hidden_size, dtype, rng)

@@ -28,7 +28,7 @@ from tinylm.ops.hard_attention import (HARD_ATTENTION_ESTIMATORS, HARD_ATTENTION
 from tinylm.ops.soft_attention import (additive_score_backward, additive_score_forward, dot_score_backward,
                                        dot_score_forward, general_score_backward, general_score_forward,
                                        soft_attention_backward, soft_attention_forward)
-from tinylm.random import make_rng
+from tinylm.random import make_rng, module_rng
 
 __all__ = ["SoftAttention", "AdditiveAttention", "LuongAttention", "HardAttention"]
 
@@ -177,7 +177,7 @@ class HardAttention(Module):
         self.baseline_momentum = check_probability("baseline_momentum", baseline_momentum)
         self.scorer = scorer
         # a generator once: an int seed per call would repeat its draws
-        self.rng = None if rng is None else make_rng(rng, name="rng")
+        self.rng = module_rng(rng)
         self.baseline = None                                 # moving-average reward; None until the first reward
         self._cache = None
 
