@@ -250,11 +250,16 @@ def train_model(model, train, src_vocab, tgt_vocab, args) -> None:
 
 
 def translate(model, sources, src_vocab, tgt_vocab, en_tok, beam: int, alpha: float, batch_size: int = 200):
-    """Detokenised English for each tokenised French sentence, decoded in length-sorted batches."""
+    """Detokenised English for each tokenised French sentence, decoded in length-sorted batches
+    (a progress line every 10 s: beam search over thousands of sentences takes minutes)."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     out = [None] * len(sources)
     xp = tinylm.get_backend()
+    last = time.perf_counter()
     for start in range(0, len(order), batch_size):
+        if time.perf_counter() - last > 10:
+            print(f"  decoding (beam {beam}): {start}/{len(order)} sentences", flush=True)
+            last = time.perf_counter()
         idx = order[start:start + batch_size]
         src = xp.asarray(pad_batch([src_vocab.encode(sources[i]) for i in idx]))
         max_len = src.shape[1] * 2 + 5

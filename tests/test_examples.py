@@ -102,6 +102,21 @@ def test_translate_builtin(tmp_path):
     assert (tmp_path / "tr" / "model.safetensors").is_file()
 
 
+def test_translate_reports_decoding_progress(monkeypatch, capsys):
+    ex = example("translate")
+    from tinylm.data.translation import Vocab, WordTokenizer
+    from tinylm.models.seq2seq import LSTMSeq2Seq
+    sources = [["le", "chat"], ["un", "chien", "noir"], ["le", "chien"]]
+    fr, en = Vocab.build(sources), Vocab.build([["the", "cat"]])
+    model = LSTMSeq2Seq(len(fr), len(en), embed_dim=4, hidden_size=4, rng=0).eval()
+    clock = iter(range(0, 1000, 11))                       # every reading 11 s after the previous one
+    monkeypatch.setattr(ex.time, "perf_counter", lambda: next(clock))
+    hyps = ex.translate(model, sources, fr, en, WordTokenizer(), beam=2, alpha=0.6, batch_size=1)
+    assert len(hyps) == 3
+    out = capsys.readouterr().out
+    assert "decoding (beam 2): 1/3 sentences" in out and "decoding (beam 2): 2/3 sentences" in out
+
+
 def test_word_vectors_builtin(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TINYLM_EMBEDDINGS_DATA", str(tmp_path / "no-such-folder"))
     args = ["--epochs", "1", "--glove-epochs", "1", "--dim", "8", "--workers", "1"]
