@@ -37,14 +37,6 @@ def _check_top_p(top_p) -> float | None:
     return float(top_p)
 
 
-def _check_rng(rng) -> None:
-    ok = (rng is None or isinstance(rng, np.random.Generator)
-          or (isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)) and rng >= 0))
-    if not ok:
-        raise TypeError(f"rng: expected None (tinylm's global generator), a non-negative int seed or a "
-                        f"numpy Generator, got {rng!r}")
-
-
 def check_sampling_args(temperature=1.0, top_k=None, top_p=None, do_sample=False) -> None:
     """Validate the decoding arguments shared by :func:`sample_next` and ``GPT.generate``, whether
     or not ``do_sample`` is set (a bad value is a bug even when greedy decoding ignores it).
@@ -106,7 +98,7 @@ def sample_next(logits, *, temperature: float = 1.0, top_k: int | None = None, t
     """
     _check_logits(logits)
     check_sampling_args(temperature, top_k, top_p, do_sample)
-    _check_rng(rng)
+    rng = make_rng(rng, name="rng")                                     # checked even when greedy
     z = to_numpy(logits).astype(np.float64)
     if np.isnan(z).any():
         row = int(np.flatnonzero(np.isnan(z).any(axis=-1))[0])
@@ -120,7 +112,6 @@ def sample_next(logits, *, temperature: float = 1.0, top_k: int | None = None, t
     if not do_sample:
         ids = z.argmax(axis=-1)
     else:
-        rng = make_rng(rng)
         z = filter_logits(z / temperature, top_k, top_p)
         p = np.exp(z - z.max(axis=-1, keepdims=True))
         p /= p.sum(axis=-1, keepdims=True)
