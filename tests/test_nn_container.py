@@ -239,3 +239,10 @@ def test_load_state_dict_still_casts_between_float_dtypes():
     m = Linear(2, 3)
     m.load_state_dict({"weight": np.ones((3, 2)), "bias": np.zeros(3)})      # float64 into float32
     assert m.weight.data.dtype == np.float32 and m.weight.data[0, 0] == 1.0
+
+
+def test_load_state_dict_non_strict_reports_unexpected_entries_of_any_kind():
+    m = Linear(2, 3)
+    state = {"weight": np.ones((3, 2)), "bias": np.zeros(3), "num_batches_tracked": np.array(3)}  # an int buffer
+    assert m.load_state_dict(state, strict=False) == ([], ["num_batches_tracked"])
+    assert m.weight.data[0, 0] == 1.0

@@ -3,7 +3,8 @@ tinylm.ops.losses. None has parameters.
 
 ``loss = crit(logits, target)`` returns a Python float (reduction "none": the per-element array);
 ``crit.backward(dloss=1.0)`` returns the gradient with respect to the logits, scaled by ``dloss``
-(reduction "none": ``dloss`` is an array of the loss's shape).
+(reduction "none": ``dloss`` is an array of the loss's shape and dtype, like any upstream gradient;
+a reduced loss's scalar ``dloss``, a number or a 0-d array, is converted to the logits' dtype).
 Derivation: derivations/losses.md.
 """
 from __future__ import annotations
@@ -33,7 +34,8 @@ class _Loss(Module):
         return loss if self.reduction == "none" else float(loss)
 
     def _dloss(self, dloss):
-        """``dloss`` as the op's backward wants it: an array of the loss's shape and the logits' dtype."""
+        """``dloss`` as the op's backward wants it. Reduced: a number or 0-d array, converted to the
+        logits' dtype. "none": passed on as it is; the op checks its shape and dtype exactly."""
         self._need_cache(self._cache)
         if self.reduction == "none":
             if not hasattr(dloss, "shape"):

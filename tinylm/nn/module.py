@@ -154,12 +154,14 @@ class Module:
             raise TypeError(f"state: expected a mapping {{name: array}} (e.g. from state_dict() or "
                             f"tinylm.io.load), got {type(state).__name__}")
         strict = check_flag("strict", strict)
+        own = dict(self.named_parameters())
         for n, v in state.items():
+            if n not in own:
+                continue                                     # unexpected: reported, never read
             dt = getattr(v, "dtype", None)
             if dt is None or not hasattr(v, "shape") or dt.kind != "f":
                 raise TypeError(f"state[{n!r}]: expected a floating-point array, got "
                                 f"{type(v).__name__ if dt is None else dt}")
-        own = dict(self.named_parameters())
         missing = [n for n in own if n not in state]
         unexpected = [n for n in state if n not in own]
         mismatched = [f"{n}: checkpoint {tuple(np.shape(state[n]))} vs model {own[n].shape}"
