@@ -33,10 +33,11 @@ import time
 import numpy as np
 
 import tinylm
+from tinylm.data.builtin import python_docs_text
+from tinylm.data.files import DataError, read_text
 from tinylm.data.mlm import IGNORE_INDEX, DynamicMasking, mask_tokens
 from tinylm.models.bert import BertConfig, BertForMaskedLM
 from tinylm.nn.loss import CrossEntropyLoss
-from tinylm.data.files import DataError, read_text
 from tinylm.optim import AdamW, CosineWithWarmup, check_finite, clip_grad_norm_, weight_decay_groups
 from tinylm.scripting import ScriptError, nonnegative_float, nonnegative_int, positive_float, positive_int, script_main
 
@@ -45,12 +46,6 @@ from tinylm.scripting import ScriptError, nonnegative_float, nonnegative_int, po
 PROMPTS = [("the [MASK] statement leaves the current function call .", "return"),
            ("a list is a [MASK] sequence of items .", "mutable"),
            ("if the condition is true , the [MASK] is executed .", "suite")]
-
-
-def builtin_corpus() -> str:
-    """About 465 kB of English prose and code: the text of Python's interactive help topics."""
-    import pydoc_data.topics
-    return "\n".join(pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics))
 
 
 class WordLevelTokenizer:
@@ -182,7 +177,7 @@ def main(argv=None) -> dict:
         tinylm.set_backend(args.backend)
     xp = tinylm.get_backend()
     tinylm.manual_seed(args.seed)
-    text = read_text(args.data) if args.data else builtin_corpus()
+    text = read_text(args.data) if args.data else python_docs_text()
 
     t0 = time.perf_counter()
     tok, kind = make_tokenizer(args.tokenizer, text, args.vocab_size, args.min_frequency)

@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 import tinylm
+from tinylm.data.builtin import python_docs_text
 from tinylm.data.files import DataError, read_text
 from tinylm.io import load_training_state, save_training_state
 from tinylm.models.gpt import GPT, GPTConfig
@@ -33,12 +34,6 @@ from tinylm.optim import AdamW, CosineWithWarmup, check_finite, clip_grad_norm_,
 from tinylm.scripting import (ScriptError, nonnegative_float, nonnegative_int, positive_float, positive_int,
                               script_main)
 from tinylm.tokenizers import CharTokenizer
-
-
-def builtin_corpus() -> str:
-    """About 465 kB of English prose and code: the text of Python's interactive help topics."""
-    import pydoc_data.topics
-    return "\n".join(pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics))
 
 
 def parse_args(argv=None):
@@ -97,7 +92,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.backend:
         tinylm.set_backend(args.backend)
-    text = read_text(args.data) if args.data else builtin_corpus()
+    text = read_text(args.data) if args.data else python_docs_text()
     tok = CharTokenizer.from_text(text)
     data = np.asarray(tok.encode(text), dtype=np.int64)
     n = int(0.9 * len(data))

@@ -39,7 +39,8 @@ def test_train_resume_is_exact(tmp_path):
 
 
 def test_builtin_corpus_needs_no_download():
-    text = load_example("train_gpt").builtin_corpus()
+    from tinylm.data.builtin import python_docs_text
+    text = python_docs_text()
     assert len(text) > 200_000 and "assert" in text
 
 

@@ -2,8 +2,8 @@
 the text of Python's interactive help topics (``pydoc_data.topics``, about 465 kB of English
 prose and code).
 
-Used by examples/word_vectors.py and examples/bench_word2vec_gensim.py (and, with their own
-copies, train_gpt.py, bert_pretrain.py and ngram.py).
+Used by examples/train_gpt.py, bert_pretrain.py, word_vectors.py and bench_word2vec_gensim.py;
+examples/ngram.py splits the same topics into prose sentences itself. Test: tests/test_examples.py.
 """
 from __future__ import annotations
 
