@@ -266,5 +266,5 @@ def test_backward_checks_dout(rng):
     out, cache = attention_forward(q, k, v)
     with pytest.raises(ValueError, match=r"dout: expected shape \(2, 2, 3, 3\), got shape \(2, 2, 3, 4\)"):
         attention_backward(np.ones((2, 2, 3, 4)), cache)
-    with pytest.raises(TypeError, match=r"dout: dtype float32 differs from the forward's float64"):
+    with pytest.raises(TypeError, match=r"dout: expected dtype float64 \(the forward's output\), got float32"):
         attention_backward(out.astype(np.float32), cache)

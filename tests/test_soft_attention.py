@@ -303,7 +303,7 @@ def test_bad_upstream_gradient(rng):
         dot_attention_backward((context, weights[..., :2]), cache)
     with pytest.raises(ValueError, match=r"dout: expected dcontext or a pair \(dcontext, dweights\), got a tuple of 3"):
         dot_attention_backward((context, weights, weights), cache)
-    with pytest.raises(TypeError, match=r"dcontext: dtype float32 differs from the forward's float64"):
+    with pytest.raises(TypeError, match=r"dcontext: expected dtype float64 \(the forward's output\), got float32"):
         dot_attention_backward(context.astype(np.float32), cache)
 
 

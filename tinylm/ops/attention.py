@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinylm._checks import check_flag, check_float, check_probability, check_shape
+from tinylm._checks import check_flag, check_float, check_grad, check_probability, check_shape
 from tinylm.backend import array_module, get_backend
 from tinylm.backend.registry import Kernel, get_kernel, register_kernel
 from tinylm.ops.matmul import matmul
@@ -128,8 +128,6 @@ class AttentionCache(NamedTuple):
     dtype: object         # dtype of q, k, v (and of dout)
 
 
-
-
 def _check_inputs(q, k, v, causal, key_padding_mask, scale) -> tuple[dict[str, int], bool, float]:
     """Validate the shared arguments; return the bound dims, causal and the resolved scale."""
     array_module(("q", q), ("k", k), ("v", v), ("key_padding_mask", key_padding_mask))
@@ -187,10 +185,7 @@ def attention_forward(q, k, v, causal=False, key_padding_mask=None, scale=None, 
 def attention_backward(dout, cache: AttentionCache):
     """Gradients of :func:`attention_forward`: dout (B,H,T,D) -> ``(dq, dk, dv)`` with the shapes of q, k, v."""
     array_module(("dout", dout))
-    check_float("dout", dout)
-    check_shape("dout", dout, cache.out_shape)
-    if dout.dtype != cache.dtype:
-        raise TypeError(f"dout: dtype {dout.dtype} differs from the forward's {cache.dtype}")
+    check_grad("dout", dout, cache.out_shape, cache.dtype)
     return cache.kernel.backward(dout, cache.kernel_cache)    # out = kernel.forward(q, k, v, ...)
 
 

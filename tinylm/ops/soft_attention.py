@@ -42,7 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinylm._checks import check_float, check_shape
+from tinylm._checks import check_float, check_grad, check_shape
 from tinylm.backend import array_module
 from tinylm.ops.activations import TanhCache, tanh_backward, tanh_forward
 from tinylm.ops.linear import LinearCache, linear_backward, linear_forward
@@ -126,10 +126,7 @@ def _split_dout(dout, context_shape: tuple, weights_shape: tuple, dtype, squeeze
     for name, g, shape in (("dcontext", dcontext, context_shape), ("dweights", dweights, weights_shape)):
         if g is None:
             continue
-        check_float(name, g)
-        check_shape(name, g, shape)
-        if g.dtype != dtype:
-            raise TypeError(f"{name}: dtype {g.dtype} differs from the forward's {dtype}")
+        check_grad(name, g, shape, dtype)
     if dcontext is None:
         dcontext = xp.zeros(context_shape, dtype)
     if squeeze:
