@@ -92,8 +92,8 @@ def gpt_cfg(**kw):
 
 
 def test_gpt_gradcheck_with_dropout(rng):
-    """The attention-probability dropout draws from tinylm's global generator (no rng attribute):
-    dropout_seed rewinds that one too."""
+    """GPT(cfg) without rng: every dropout, the attention-probability one included, follows
+    tinylm's global generator; dropout_seed gives each its own fixed stream."""
     model = randomise(GPT(gpt_cfg()).double(), rng).train()
     idx = rng.integers(0, 11, size=(2, 5))
     names = assert_dropout_acts(model, lambda t: model.train(t)(idx), attention=2)
@@ -179,7 +179,7 @@ BERT_MODELS = {
 
 @pytest.mark.parametrize("name", BERT_MODELS)
 def test_bert_gradcheck_with_dropout(rng, name):
-    """rng=0: BERT shares ONE generator among all its dropouts (bert.py _generator); the check gives
+    """rng=0: BERT shares ONE generator among all its dropouts (random.module_rng); the check gives
     each its own stream and puts the shared one back afterwards."""
     model = bert_for_gradcheck(BERT_MODELS[name](), rng)
     shared = {id(m.rng) for _, m in model.named_modules() if hasattr(m, "rng")}

@@ -127,3 +127,9 @@ def test_rows_equal_weight_rows_and_gradients_sum(V, C, shape, dtype, seed):
 def test_embedding_bad_input(rng, bad, err, match):
     with pytest.raises(err, match=match):
         bad(rng.standard_normal((5, 3)))
+
+
+def test_padding_idx_may_be_a_numpy_integer():
+    from tinylm.models.textcnn import TextCNN
+    assert Embedding(6, 3, padding_idx=np.int64(-1)).padding_idx == 5      # e.g. vocab.pad_id from an array
+    assert TextCNN(12, num_classes=2, padding_idx=np.int64(0)).embedding.padding_idx == 0

@@ -123,7 +123,7 @@ def test_bad_arguments():
     (dict(kernel_sizes=(2, 0)), ValueError, r"kernel_sizes: expected a positive int, got 0"),
     (dict(rng="x"), TypeError, r"rng: expected None, a non-negative int or a numpy Generator, got 'x'"),
     (dict(padding_idx=12), ValueError,
-     r"padding_idx: expected None or an int in \[-12, 12\) \(vocab_size=12\), got 12"),
+     r"padding_idx: expected None or an int in \[-12, 12\) \(V=12\), got 12"),
 ])
 def test_bad_constructor_arguments_name_textcnn_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -24,9 +24,10 @@ tinylm's recurrent modules take: the real steps of each sequence must be one con
 so padding may sit in front (``pad_sequences``' default) or behind. The layer moves each run to
 the start (a per-row gather), drops the columns that are padding in every row, runs the module
 with ``lengths``, and puts the outputs back where the steps came from (the matching scatter, which
-is also the gather's backward: derivations/embedding.md, Reordering time steps). The final state is that of each sequence's last real step, as
-with Keras' masks and PyTorch's packed sequences; padded steps output zero (PyTorch's choice: Keras
-may repeat the previous output there) and get zero gradient. Conv1D passes a mask on (an output
+is also the gather's backward: derivations/embedding.md, Reordering time steps). The final state
+is that of each sequence's last real step, as with Keras' masks and PyTorch's packed sequences;
+padded steps output zero (PyTorch's choice: Keras may repeat the previous output there) and get
+zero gradient. Conv1D passes a mask on (an output
 window is real when it covers a real step) so that global pooling can leave padding out: a tinylm
 addition, Keras' Conv1D does not propagate masks.
 

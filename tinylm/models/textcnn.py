@@ -42,6 +42,7 @@ from tinylm.nn.dropout import Dropout
 from tinylm.nn.embedding import Embedding
 from tinylm.nn.linear import Linear
 from tinylm.nn.module import Module
+from tinylm.ops.embedding import _normalize_padding_idx
 from tinylm.random import module_rng
 
 __all__ = ["TextCNN"]
@@ -79,11 +80,7 @@ class TextCNN(Module):
         if not kernel_sizes:
             raise ValueError("kernel_sizes: expected at least one kernel width, got none")
         kernel_sizes = tuple(check_positive_int("kernel_sizes", k) for k in kernel_sizes)
-        if padding_idx is not None and (isinstance(padding_idx, (bool, np.bool_))
-                                        or not isinstance(padding_idx, (int, np.integer))
-                                        or not -vocab_size <= padding_idx < vocab_size):
-            raise ValueError(f"padding_idx: expected None or an int in [-{vocab_size}, {vocab_size}) "
-                             f"(vocab_size={vocab_size}), got {padding_idx!r}")
+        _normalize_padding_idx(padding_idx, vocab_size)      # named here, before any layer is built
         self.num_classes = check_positive_int("num_classes", num_classes)
         self.num_filters = check_positive_int("num_filters", num_filters)
         self.kernel_sizes = kernel_sizes

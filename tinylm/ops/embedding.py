@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from tinylm._checks import check_float, check_grad, check_index_range, check_int, check_shape
 from tinylm.backend import array_module
 
@@ -60,9 +62,10 @@ def _normalize_padding_idx(padding_idx, V: int):
     """PyTorch's rule: ``padding_idx`` in [-V, V), a negative one counting from the end."""
     if padding_idx is None:
         return None
-    if isinstance(padding_idx, bool) or not isinstance(padding_idx, int) or not -V <= padding_idx < V:
+    if isinstance(padding_idx, (bool, np.bool_)) or not isinstance(padding_idx, (int, np.integer)) \
+            or not -V <= padding_idx < V:
         raise ValueError(f"padding_idx: expected None or an int in [-{V}, {V}) (V={V}), got {padding_idx!r}")
-    return padding_idx % V
+    return int(padding_idx) % V
 
 
 def embedding_forward(ids, weight, padding_idx=None):

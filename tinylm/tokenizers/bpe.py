@@ -95,7 +95,6 @@ Face, tests/test_tokenizer_bpe_hf.py.
 from __future__ import annotations
 
 import codecs
-
 import functools
 import heapq
 import json
