@@ -4,7 +4,7 @@ import pytest
 
 from tinylm._checks import (check_choice, check_flag, check_float, check_float_dtype, check_grad, check_index_range,
                             check_int, check_lengths, check_positive_float, check_positive_int, check_probability,
-                            check_shape)
+                            check_shape, is_real)
 from tinylm.random import make_rng, module_rng
 
 
@@ -137,3 +137,15 @@ def test_module_rng_makes_one_stream_and_keeps_none():
     assert isinstance(s, np.random.Generator) and s.random() == np.random.default_rng(5).random()
     with pytest.raises(TypeError, match=r"rng: expected None, a non-negative int or a numpy Generator, got 'x'"):
         module_rng("x")
+
+
+def test_is_real_takes_python_and_numpy_numbers_but_no_bools():
+    for v in (1, 2.5, np.int64(3), np.float32(0.1), float("nan")):
+        assert is_real(v), v
+    for v in (True, np.True_, "1", None, np.ones(1), 1j):
+        assert not is_real(v), v
+    from tinylm.models.ngram import NGramLM
+    from tinylm.models.word2vec import Word2Vec
+    assert NGramLM(2, smoothing="add_k", k=np.float64(0.5)).k == 0.5          # a NumPy scalar is a number
+    with pytest.raises(ValueError, match=r"ns_exponent: expected a finite number"):
+        Word2Vec(ns_exponent=np.True_)                                         # np.bool_ is not

@@ -19,7 +19,12 @@ from tinylm.backend import to_numpy
 
 __all__ = ["check_shape", "check_float", "check_int", "check_index_range", "check_positive_int",
            "check_probability", "check_choice", "check_lengths", "check_flag", "check_grad",
-           "check_positive_float", "check_float_dtype"]
+           "check_positive_float", "check_float_dtype", "is_real"]
+
+
+def is_real(v: Any) -> bool:
+    """A real number: a Python or NumPy int or float, but not a bool (``True`` is an int to Python)."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
 def _fmt(spec: Sequence[Any]) -> str:
@@ -100,8 +105,7 @@ def check_positive_int(name: str, v: Any) -> int:
 
 def check_positive_float(name: str, v: Any) -> float:
     """``v`` must be a finite real number > 0 (an ``eps``; NumPy scalars count); returned as float."""
-    real = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-    if not (real and math.isfinite(v) and v > 0):
+    if not (is_real(v) and math.isfinite(v) and v > 0):
         raise ValueError(f"{name}: expected a positive float, got {v!r}")
     return float(v)
 
@@ -136,7 +140,7 @@ def check_grad(name: str, g: Any, shape: Sequence[int], dtype: Any) -> None:
 
 
 def check_probability(name: str, p: Any, *, allow_one: bool = False) -> float:
-    real = isinstance(p, (int, float, np.integer, np.floating)) and not isinstance(p, (bool, np.bool_))
+    real = is_real(p)
     ok = real and (0.0 <= p <= 1.0 if allow_one else 0.0 <= p < 1.0)
     if not ok:
         raise ValueError(f"{name}: expected a probability in [0, 1{']' if allow_one else ')'}, got {p!r}")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinylm._checks import is_real
 from tinylm.backend import to_numpy
 
 __all__ = ["AVERAGES", "accuracy_score", "confusion_matrix", "precision_recall_fscore", "precision_score",
@@ -100,7 +101,7 @@ def precision_recall_fscore(y_true, y_pred, average: str | None = "binary", pos_
     arrays of one score per label for ``average=None``. The three functions below call this."""
     if average not in AVERAGES:
         raise ValueError(f"average: expected one of {AVERAGES}, got {average!r}")
-    if not (isinstance(zero_division, (int, float)) and 0 <= zero_division <= 1) or isinstance(zero_division, bool):
+    if not (is_real(zero_division) and 0 <= zero_division <= 1):
         raise ValueError(f"zero_division: expected a number in [0, 1], got {zero_division!r}")
     t, p = _pair(y_true, y_pred)
     present = np.unique(np.concatenate([t, p]))

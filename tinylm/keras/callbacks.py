@@ -15,7 +15,7 @@ import math
 import sys
 import time
 
-from tinylm._checks import check_choice
+from tinylm._checks import check_choice, is_real
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ProgbarLogger"]
 
@@ -90,7 +90,7 @@ class EarlyStopping(Callback):
         check_choice("mode", mode, ("auto", "min", "max"))
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
             raise ValueError(f"patience: expected an int >= 0, got {patience!r}")
-        if not isinstance(min_delta, (int, float)) or min_delta < 0:
+        if not is_real(min_delta) or min_delta < 0:
             raise ValueError(f"min_delta: expected a number >= 0, got {min_delta!r}")
         if mode == "auto":
             mode = "max" if any(s in monitor for s in ("acc", "auc", "precision", "recall", "f1")) else "min"

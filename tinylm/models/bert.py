@@ -42,7 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tinylm._checks import (check_choice, check_flag, check_float, check_grad, check_index_range, check_int,
-                            check_positive_float, check_positive_int, check_probability, check_shape)
+                            check_positive_float, check_positive_int, check_probability, check_shape, is_real)
 from tinylm.backend import array_module, to_numpy
 from tinylm.nn import init
 from tinylm.nn.activation import GELU, ReLU, Tanh
@@ -119,8 +119,7 @@ class BertConfig:
 
 
 def _check_real(name: str, v, what: str, ok) -> None:
-    real = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-    if not (real and math.isfinite(v) and ok(v)):
+    if not (is_real(v) and math.isfinite(v) and ok(v)):
         raise ValueError(f"{name}: expected a finite number {what}, got {v!r}")
 
 

@@ -45,7 +45,7 @@ from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-from tinylm._checks import check_choice, check_positive_int, check_probability
+from tinylm._checks import check_choice, check_positive_int, check_probability, is_real
 from tinylm.random import make_rng
 
 __all__ = ["NGramLM", "ContextStats", "modified_kn_discounts", "BOS", "EOS", "UNK", "SMOOTHINGS",
@@ -103,7 +103,7 @@ class NGramLM:
                  discount: float | None = None, alpha: float = 0.4, min_count: int = 1):
         self.n = check_positive_int("n", n)
         self.smoothing = check_choice("smoothing", smoothing, SMOOTHINGS)
-        if isinstance(k, bool) or not isinstance(k, (int, float)) or not k > 0 or math.isinf(k):
+        if not is_real(k) or not k > 0 or math.isinf(k):
             raise ValueError(f"k: expected a finite number > 0 (add-k pseudo-count), got {k!r}")
         self.k = float(k)
         if discount is not None:
@@ -111,7 +111,7 @@ class NGramLM:
                 raise ValueError(f"discount: only used by smoothing='kneser_ney', got smoothing={smoothing!r}")
             check_probability("discount", discount, allow_one=True)
         self.discount = discount
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
+        if not is_real(alpha) or not 0 < alpha <= 1:
             raise ValueError(f"alpha: expected a number in (0, 1] (stupid-backoff factor), got {alpha!r}")
         self.alpha = float(alpha)
         self.min_count = check_positive_int("min_count", min_count)

@@ -10,15 +10,11 @@ import math
 
 import numpy as np
 
-from tinylm._checks import check_flag, check_float, check_shape
+from tinylm._checks import check_flag, check_float, check_shape, is_real
 from tinylm.backend import get_backend, to_numpy
 from tinylm.random import make_rng
 
 __all__ = ["sample_next", "filter_logits", "check_sampling_args"]
-
-
-def _is_real(v) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
 def _check_top_k(top_k) -> int | None:
@@ -32,7 +28,7 @@ def _check_top_k(top_k) -> int | None:
 def _check_top_p(top_p) -> float | None:
     if top_p is None:
         return None
-    if not _is_real(top_p) or not 0.0 < top_p <= 1.0:              # NaN fails the comparison too
+    if not is_real(top_p) or not 0.0 < top_p <= 1.0:              # NaN fails the comparison too
         raise ValueError(f"top_p: expected None or a float in (0, 1] (the nucleus's probability mass), got {top_p!r}")
     return float(top_p)
 
@@ -45,7 +41,7 @@ def check_sampling_args(temperature=1.0, top_k=None, top_p=None, do_sample=False
     (the usual spelling of "greedy").
     """
     sample = check_flag("do_sample", do_sample)
-    if not _is_real(temperature) or not math.isfinite(temperature) or temperature < 0 \
+    if not is_real(temperature) or not math.isfinite(temperature) or temperature < 0 \
             or (sample and temperature == 0):
         raise ValueError(f"temperature: expected a float > 0 when sampling (>= 0 when greedy), "
                          f"got {temperature!r}")

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tinylm._checks import (check_choice, check_flag, check_grad, check_index_range, check_int, check_positive_int,
-                            check_probability, check_shape)
+                            check_probability, check_shape, is_real)
 from tinylm.backend import array_module, get_backend, to_numpy
 from tinylm.nn import init
 from tinylm.nn.dropout import Dropout
@@ -474,8 +474,7 @@ def length_penalty(length: int, method: str = "gnmt", alpha: float = 0.6) -> flo
 
 
 def _check_alpha(alpha) -> float:
-    ok = isinstance(alpha, (int, float, np.integer, np.floating)) and not isinstance(alpha, (bool, np.bool_))
-    if not ok or not (math.isfinite(alpha) and alpha >= 0):
+    if not is_real(alpha) or not (math.isfinite(alpha) and alpha >= 0):
         raise ValueError(f"alpha: expected a finite number >= 0 (0: no length normalisation), got {alpha!r}")
     return float(alpha)
 

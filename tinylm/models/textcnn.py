@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinylm._checks import check_grad, check_int, check_lengths, check_positive_int, check_probability, check_shape
+from tinylm._checks import (check_grad, check_int, check_lengths, check_positive_int, check_probability, check_shape,
+                            is_real)
 from tinylm.backend import array_module
 from tinylm.nn import init
 from tinylm.nn.activation import ReLU
@@ -84,7 +85,7 @@ class TextCNN(Module):
         self.num_classes = check_positive_int("num_classes", num_classes)
         self.num_filters = check_positive_int("num_filters", num_filters)
         self.kernel_sizes = kernel_sizes
-        if isinstance(embed_init, bool) or not isinstance(embed_init, (int, float)) or not embed_init > 0:
+        if not is_real(embed_init) or not embed_init > 0:
             raise ValueError(f"embed_init: expected a number > 0, got {embed_init!r}")
         rng = module_rng(rng)
         self.embedding = Embedding(vocab_size, embed_dim, padding_idx=padding_idx, dtype=dtype, rng=rng)

@@ -49,7 +49,7 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 
 from tinylm._checks import (check_choice, check_flag, check_float, check_index_range, check_positive_int,
-                            check_probability, check_shape)
+                            check_probability, check_shape, is_real)
 from tinylm.backend import array_module
 from tinylm.models import word2vec_numba as kernels
 from tinylm.models.keyed_vectors import KeyedVectors
@@ -412,8 +412,7 @@ class Word2Vec:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed: expected a non-negative int, got {seed!r}")
         self.seed = int(seed)
-        real = isinstance(ns_exponent, (int, float, np.integer, np.floating)) and not isinstance(ns_exponent, bool)
-        if not (real and math.isfinite(ns_exponent)):
+        if not (is_real(ns_exponent) and math.isfinite(ns_exponent)):
             raise ValueError(f"ns_exponent: expected a finite number (noise distribution ~ count ** ns_exponent), "
                              f"got {ns_exponent!r}")
         self.ns_exponent = float(ns_exponent)

@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinylm._checks import check_flag, check_float, check_grad, check_probability, check_shape
+from tinylm._checks import check_flag, check_float, check_grad, check_probability, check_shape, is_real
 from tinylm.backend import array_module, get_backend
 from tinylm.backend.registry import Kernel, get_kernel, register_kernel
 from tinylm.ops.matmul import matmul
@@ -152,8 +152,7 @@ def _check_inputs(q, k, v, causal, key_padding_mask, scale) -> tuple[dict[str, i
                          f"got T={dims['T']}, S={dims['S']}")
     if scale is None:
         scale = 1.0 / math.sqrt(dims["D"])
-    real = isinstance(scale, (int, float, np.integer, np.floating)) and not isinstance(scale, (bool, np.bool_))
-    if not (real and math.isfinite(scale)):
+    if not (is_real(scale) and math.isfinite(scale)):
         raise ValueError(f"scale: expected a finite real number or None (1/sqrt(D)), got {scale!r}")
     return dims, causal, float(scale)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tinylm._checks import is_real
 from tinylm.optim.optimizer import Optimizer, check_nonnegative
 
 __all__ = ["Adam", "AdamW"]
@@ -42,7 +43,7 @@ class Adam(Optimizer):
             check_nonnegative(where + key, group[key])
         betas = group["betas"]
         if (not isinstance(betas, (tuple, list)) or len(betas) != 2
-                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
+                or not all(is_real(b) and 0 <= b < 1 for b in betas)):
             raise ValueError(f"{where}betas: expected two numbers in [0, 1), got {betas!r}")
 
     def _init_state(self, xp, p, group):

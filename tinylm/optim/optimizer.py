@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from tinylm._checks import is_real
 from tinylm.backend import array_module, to_numpy
 from tinylm.nn.module import Module, Parameter
 
@@ -39,8 +40,7 @@ _GROUP_EXTRAS = ("initial_lr",)   # keys a schedule adds to a group (see lr_sche
 def check_nonnegative(name: str, v: Any) -> float:
     """``v`` must be a finite real number ``>= 0`` (hyperparameters: lr, eps, weight_decay, ...);
     NumPy scalars count (``np.float32(0.1)``). Returned as a float."""
-    real = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-    if not real or not math.isfinite(v) or v < 0:
+    if not is_real(v) or not math.isfinite(v) or v < 0:
         raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
     return float(v)
 
