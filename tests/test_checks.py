@@ -4,7 +4,7 @@ import pytest
 
 from tinylm._checks import (check_choice, check_flag, check_float, check_float_dtype, check_grad, check_index_range,
                             check_int, check_lengths, check_positive_float, check_positive_int, check_probability,
-                            check_shape, is_real)
+                            check_head_split, check_shape, is_real)
 from tinylm.random import make_rng, module_rng
 
 
@@ -149,3 +149,10 @@ def test_is_real_takes_python_and_numpy_numbers_but_no_bools():
     assert NGramLM(2, smoothing="add_k", k=np.float64(0.5)).k == 0.5          # a NumPy scalar is a number
     with pytest.raises(ValueError, match=r"ns_exponent: expected a finite number"):
         Word2Vec(ns_exponent=np.True_)                                         # np.bool_ is not
+
+
+def test_check_head_split_one_message_for_every_model():
+    assert check_head_split("n_embd", 12, "n_head", 3) == 4
+    with pytest.raises(ValueError, match=r"^n_embd: must be divisible by n_head=5 \(each head gets n_embd / n_head "
+                                         r"features\), got n_embd=12$"):
+        check_head_split("n_embd", 12, "n_head", 5)

@@ -202,9 +202,9 @@ def test_bad_input(rng, call, err, match):
 def test_bad_construction():
     with pytest.raises(ValueError, match=r"activation: expected one of \('relu', 'gelu'\), got 'tanh'"):
         TransformerEncoderLayer(4, 2, activation="tanh")
-    with pytest.raises(ValueError, match=r"d_model must be divisible by nhead .*got d_model=6, nhead=4"):
+    with pytest.raises(ValueError, match=r"d_model: must be divisible by nhead=4 .*got d_model=6"):
         TransformerDecoderLayer(6, 4)
-    with pytest.raises(ValueError, match=r"d_model must be divisible by nhead .*got d_model=4, nhead=3"):
+    with pytest.raises(ValueError, match=r"d_model: must be divisible by nhead=3 .*got d_model=4"):
         TransformerEncoderLayer(4, 3)
     with pytest.raises(ValueError, match=r"layer_norm_eps: expected a positive float, got -1"):
         TransformerEncoderLayer(4, 2, layer_norm_eps=-1)

@@ -19,7 +19,7 @@ from tinylm.backend import to_numpy
 
 __all__ = ["check_shape", "check_float", "check_int", "check_index_range", "check_positive_int",
            "check_probability", "check_choice", "check_lengths", "check_flag", "check_grad",
-           "check_positive_float", "check_float_dtype", "is_real"]
+           "check_positive_float", "check_float_dtype", "check_head_split", "is_real"]
 
 
 def is_real(v: Any) -> bool:
@@ -121,6 +121,15 @@ def check_float_dtype(name: str, dtype: Any) -> np.dtype:
         got = repr(dtype) if dt is None or dtype is None else str(dt)
         raise TypeError(f"{name}: expected a floating dtype (float32 or float64), got {got}")
     return dt
+
+
+def check_head_split(width_name: str, width: int, heads_name: str, heads: int) -> int:
+    """Multi-head attention splits a width into ``heads`` equal parts: ``width % heads == 0``.
+    Returns the head dimension ``width // heads``."""
+    if width % heads:
+        raise ValueError(f"{width_name}: must be divisible by {heads_name}={heads} (each head gets "
+                         f"{width_name} / {heads_name} features), got {width_name}={width}")
+    return width // heads
 
 
 def check_flag(name: str, v: Any) -> bool:

@@ -41,8 +41,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinylm._checks import (check_choice, check_flag, check_float, check_grad, check_index_range, check_int,
-                            check_positive_float, check_positive_int, check_probability, check_shape, is_real)
+from tinylm._checks import (check_choice, check_flag, check_float, check_grad, check_head_split, check_index_range,
+                            check_int, check_positive_float, check_positive_int, check_probability, check_shape,
+                            is_real)
 from tinylm.backend import array_module, to_numpy
 from tinylm.nn import init
 from tinylm.nn.activation import GELU, ReLU, Tanh
@@ -97,9 +98,7 @@ class BertConfig:
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                      "max_position_embeddings", "type_vocab_size", "num_labels"):
             check_positive_int(name, getattr(self, name))
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"hidden_size: must be divisible by num_attention_heads={self.num_attention_heads}, "
-                             f"got {self.hidden_size}")
+        check_head_split("hidden_size", self.hidden_size, "num_attention_heads", self.num_attention_heads)
         check_choice("hidden_act", self.hidden_act, tuple(HIDDEN_ACTS))
         check_probability("hidden_dropout_prob", self.hidden_dropout_prob)
         check_probability("attention_probs_dropout_prob", self.attention_probs_dropout_prob)

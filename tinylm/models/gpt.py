@@ -23,8 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinylm._checks import (check_flag, check_grad, check_index_range, check_positive_float, check_positive_int,
-                            check_probability, check_shape)
+from tinylm._checks import (check_flag, check_grad, check_head_split, check_index_range, check_positive_float,
+                            check_positive_int, check_probability, check_shape)
 from tinylm.backend import array_module, get_backend
 from tinylm.nn import init
 from tinylm.nn.container import ModuleList
@@ -57,8 +57,7 @@ class GPTConfig:
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             check_positive_int(name, getattr(self, name))
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd: must be divisible by n_head={self.n_head}, got {self.n_embd}")
+        check_head_split("n_embd", self.n_embd, "n_head", self.n_head)
         check_probability("dropout", self.dropout)
         check_flag("bias", self.bias)
         check_positive_float("layer_norm_epsilon", self.layer_norm_epsilon)

@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinylm._checks import (check_choice, check_flag, check_grad, check_index_range, check_int, check_positive_int,
-                            check_probability, check_shape, is_real)
+from tinylm._checks import (check_choice, check_flag, check_grad, check_head_split, check_index_range, check_int,
+                            check_positive_int, check_probability, check_shape, is_real)
 from tinylm.backend import array_module, get_backend, to_numpy
 from tinylm.nn import init
 from tinylm.nn.dropout import Dropout
@@ -320,9 +320,7 @@ class TransformerSeq2Seq(_Seq2Seq):
         # Checked here, under this constructor's names, before the layers check them under theirs.
         C = self.d_model = check_positive_int("d_model", d_model)
         nhead = check_positive_int("nhead", nhead)
-        if C % nhead:
-            raise ValueError(f"d_model: must be divisible by nhead={nhead} (each head gets d_model / nhead "
-                             f"dimensions), got d_model={C}")
+        check_head_split("d_model", C, "nhead", nhead)
         num_encoder_layers = check_positive_int("num_encoder_layers", num_encoder_layers)
         num_decoder_layers = check_positive_int("num_decoder_layers", num_decoder_layers)
         dim_feedforward = check_positive_int("dim_feedforward", dim_feedforward)

@@ -10,7 +10,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinylm._checks import check_flag, check_float, check_grad, check_positive_int, check_probability, check_shape
+from tinylm._checks import (check_flag, check_float, check_grad, check_head_split, check_positive_int,
+                            check_probability, check_shape)
 from tinylm.backend import array_module
 from tinylm.nn import init
 from tinylm.nn.linear import Linear
@@ -69,10 +70,7 @@ class MultiheadAttention(Module):
         super().__init__()
         self.embed_dim = check_positive_int("embed_dim", embed_dim)
         self.num_heads = check_positive_int("num_heads", num_heads)
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim must be divisible by num_heads, got embed_dim={embed_dim}, "
-                             f"num_heads={num_heads}")
-        self.head_dim = embed_dim // num_heads
+        self.head_dim = check_head_split("embed_dim", embed_dim, "num_heads", num_heads)
         self.dropout = check_probability("dropout", dropout)
         self.batch_first = check_flag("batch_first", batch_first)
         gen = make_rng(rng, name="rng")

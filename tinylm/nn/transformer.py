@@ -32,7 +32,7 @@ import copy
 
 import numpy as np
 
-from tinylm._checks import (check_choice, check_flag, check_float, check_grad, check_positive_float,
+from tinylm._checks import (check_choice, check_flag, check_float, check_grad, check_head_split, check_positive_float,
                             check_positive_int, check_probability, check_shape)
 from tinylm.backend import array_module
 from tinylm.nn.activation import GELU, ReLU
@@ -108,9 +108,7 @@ class _LayerBase(Module):
         super().__init__()
         self.d_model = check_positive_int("d_model", d_model)
         check_positive_int("nhead", nhead)
-        if d_model % nhead:
-            raise ValueError(f"d_model must be divisible by nhead (each head gets d_model // nhead features), "
-                             f"got d_model={d_model}, nhead={nhead}")
+        check_head_split("d_model", d_model, "nhead", nhead)     # named here, not as MultiheadAttention's embed_dim
         check_positive_int("dim_feedforward", dim_feedforward)
         self.dropout_p = check_probability("dropout", dropout)
         self.activation_name = check_choice("activation", activation, ACTIVATIONS)
