@@ -466,8 +466,9 @@ def test_embedding_input_length_is_enforced(rng):
     (lambda: LSTM(3, return_sequences=1), TypeError, r"return_sequences: expected a bool, got 1"),
     (lambda: Dense(3, use_bias="no"), TypeError, r"use_bias: expected a bool, got 'no'"),
     (lambda: Sequential(Dense(3)), TypeError, r"layers: expected a list of layers, got Dense \(wrap it in a list"),
-    (lambda: Sequential([Dense(1)]).build(None), TypeError, r"input_shape: expected a tuple of positive ints or None"),
-    (lambda: Sequential([Dense(1)]).build(3), TypeError, r"input_shape: .*got 3"),
+    (lambda: Sequential([Dense(1)]).build(None), ValueError,
+     r"input_shape: expected a tuple of positive ints or None \(batch dimension first\), e\.g\. \(None, 3\)"),
+    (lambda: Sequential([Dense(1)]).build(3), ValueError, r"input_shape: .*got 3"),
 ])
 def test_bad_construction(make, error, match):
     with pytest.raises(error, match=match):

@@ -94,13 +94,16 @@ def _reset(p: Parameter | None, value) -> None:
 
 # --- the base class ---------------------------------------------------------------------------
 
-def _check_input_shape(input_shape) -> tuple:
-    """Keras 2's ``input_shape`` (batch dimension left out): a tuple of positive ints or None."""
+def _check_input_shape(input_shape, batch_first: bool = False) -> tuple:
+    """An ``input_shape``: a tuple of positive ints or None. Keras 2 layers leave the batch dimension
+    out (``Dense(3, input_shape=(8,))``); ``Sequential.build`` puts it first (``(None, 8)``)."""
     if not isinstance(input_shape, (tuple, list)) or not all(
             d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1)
             for d in input_shape):
-        raise ValueError(f"input_shape: expected a tuple of positive ints or None (the batch dimension left out), "
-                         f"e.g. (3,) or (None, 8), got {input_shape!r}")
+        where, example = ("batch dimension first", "(None, 3)") if batch_first else \
+            ("the batch dimension left out", "(3,) or (None, 8)")
+        raise ValueError(f"input_shape: expected a tuple of positive ints or None ({where}), e.g. {example}, "
+                         f"got {input_shape!r}")
     return tuple(None if d is None else int(d) for d in input_shape)
 
 

@@ -56,7 +56,7 @@ from tinylm._checks import check_choice, check_flag, check_int, check_positive_i
 from tinylm.backend import array_module, get_backend, to_numpy
 from tinylm.io import load_with_metadata, save as save_tensors
 from tinylm.keras.callbacks import CallbackList, History, ProgbarLogger, format_logs
-from tinylm.keras.layers import Dense, Layer, layer_from_config
+from tinylm.keras.layers import Dense, Layer, _check_input_shape, layer_from_config
 from tinylm.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from tinylm.nn.module import Module
 from tinylm.optim import SGD, Adagrad, Adam, AdamW, Optimizer, check_finite
@@ -381,12 +381,7 @@ class Sequential(Module):
         """Build every layer for inputs of ``input_shape`` (batch dimension first, may be None)."""
         if not self.layers:
             raise ValueError("build: the model has no layers")
-        if not isinstance(input_shape, (tuple, list)) or not all(
-                d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1)
-                for d in input_shape):
-            raise TypeError(f"input_shape: expected a tuple of positive ints or None, batch dimension first "
-                            f"(e.g. (None, 3)), got {input_shape!r}")
-        shape = tuple(input_shape)
+        shape = _check_input_shape(input_shape, batch_first=True)
         for layer in self.layers:
             layer.build(shape)
             shape = layer.output_shape
