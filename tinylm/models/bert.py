@@ -503,14 +503,6 @@ class _Head(Module):
     def _encode(self, input_ids, attention_mask, token_type_ids):
         return self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
 
-    def _remember(self, logits):
-        """Record the shape and dtype of the forward's logits, which backward's dlogits must match."""
-        self._out = (tuple(logits.shape), logits.dtype)
-        return logits
-
-    def _check_dlogits(self, dlogits, name: str = "dlogits"):
-        shape, dtype = self._need_cache(getattr(self, "_out", None))
-        check_grad(name, dlogits, shape, dtype)
 
 
 class BertPredictionHeadTransform(Module):
@@ -602,10 +594,10 @@ class BertForMaskedLM(_Head):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         hidden = self._encode(input_ids, attention_mask, token_type_ids)   # (B,T,C)
-        return self._remember(self.cls.predictions(hidden))                # (B,T,V)
+        return self._remember_output(self.cls.predictions(hidden))                # (B,T,V)
 
     def backward(self, dlogits):
-        self._check_dlogits(dlogits)
+        self._check_output_grad("dlogits", dlogits)
         self.bert.backward(self.cls.predictions.backward(dlogits))         # logits = predictions(hidden)
         return None
 
@@ -640,10 +632,10 @@ class BertForSequenceClassification(_ClassifierHead):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         self._encode(input_ids, attention_mask, token_type_ids)
-        return self._remember(self.classifier(self.dropout(self.bert.pooler_output)))   # (B,C) -> (B,num_labels)
+        return self._remember_output(self.classifier(self.dropout(self.bert.pooler_output)))   # (B,C) -> (B,num_labels)
 
     def backward(self, dlogits):
-        self._check_dlogits(dlogits)
+        self._check_output_grad("dlogits", dlogits)
         dpooled = self.dropout.backward(self.classifier.backward(dlogits))  # logits = W dropout(pooled) + b
         self.bert.backward(None, dpooled)                                  # pooled = bert.pooler_output
         return None
@@ -661,10 +653,10 @@ class BertForTokenClassification(_ClassifierHead):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         hidden = self._encode(input_ids, attention_mask, token_type_ids)   # (B,T,C)
-        return self._remember(self.classifier(self.dropout(hidden)))       # (B,T,C) -> (B,T,num_labels)
+        return self._remember_output(self.classifier(self.dropout(hidden)))       # (B,T,C) -> (B,T,num_labels)
 
     def backward(self, dlogits):
-        self._check_dlogits(dlogits)
+        self._check_output_grad("dlogits", dlogits)
         # logits = classifier(dropout(hidden))                                           (B,T,num_labels)
         self.bert.backward(self.dropout.backward(self.classifier.backward(dlogits)))
         return None
@@ -690,7 +682,7 @@ class BertForQuestionAnswering(_Head):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         hidden = self._encode(input_ids, attention_mask, token_type_ids)   # (B,T,C)
         logits = self.qa_outputs(hidden)                                   # (B,T,C) -> (B,T,2)
-        self._remember(logits[..., 0])                                     # what each of the pair must be
+        self._remember_output(logits[..., 0])                                     # what each of the pair must be
         return logits[..., 0], logits[..., 1]                              # 2 x (B,T)
 
     def backward(self, dlogits):
@@ -702,7 +694,7 @@ class BertForQuestionAnswering(_Head):
             raise ValueError("dlogits: at least one of dstart_logits, dend_logits must be given")
         for name, g in (("dstart_logits", dstart), ("dend_logits", dend)):
             if g is not None:
-                self._check_dlogits(g, name)
+                self._check_output_grad(name, g)
         like = dstart if dstart is not None else dend
         xp = array_module(("dstart_logits", dstart), ("dend_logits", dend))
         zero = xp.zeros_like(like)                                         # the gradient of an unused one  (B,T)

@@ -32,8 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinylm._checks import (check_grad, check_int, check_lengths, check_positive_int, check_probability, check_shape,
-                            is_real)
+from tinylm._checks import check_int, check_lengths, check_positive_int, check_probability, check_shape, is_real
 from tinylm.backend import array_module
 from tinylm.nn import init
 from tinylm.nn.activation import ReLU
@@ -100,7 +99,6 @@ class TextCNN(Module):
         self.dropout = Dropout(check_probability("dropout", dropout), rng=rng)
         self.fc = Linear(num_filters * len(kernel_sizes), num_classes, dtype=dtype, rng=rng)
         self._words = None
-        self._out = None                                     # (shape, dtype) of the last logits
 
     def forward(self, ids, lengths=None):
         xp = array_module(("ids", ids))
@@ -120,12 +118,10 @@ class TextCNN(Module):
             features.append(relu(pool(h, lengths=real)))                         # (B,F,T+k-1) -> (B,F)
         z = xp.concatenate(features, axis=1)                                     # (B,F*W)
         logits = self.fc(self.dropout(z))                                        # (B,F*W) -> (B,num_classes)
-        self._out = (tuple(logits.shape), logits.dtype)
-        return logits
+        return self._remember_output(logits)
 
     def backward(self, dlogits):
-        shape, dtype = self._need_cache(self._out)
-        check_grad("dlogits", dlogits, shape, dtype)
+        self._check_output_grad("dlogits", dlogits)
         dz = self.dropout.backward(self.fc.backward(dlogits))                    # logits = fc(dropout(z))  (B,F*W)
         F = self.num_filters
         dx = None

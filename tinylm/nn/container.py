@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Iterable, Iterator
 
-from tinylm._checks import check_grad
-from tinylm.backend import array_module
 from tinylm.nn.module import Module
 
 __all__ = ["Sequential", "ModuleList"]
@@ -69,15 +67,14 @@ class Sequential(Module):
     def forward(self, x):
         for m in self:
             x = m(x)
-        dt = getattr(x, "dtype", None)                       # an array output: dout is checked against it
-        self._out = (tuple(x.shape), dt) if dt is not None and dt.kind == "f" else None
+        if getattr(x, "dtype", None) is not None and x.dtype.kind == "f":
+            return self._remember_output(x)                  # a float output: dout is checked against it
+        self._out_spec = None
         return x
 
     def backward(self, dout):
-        out = self.__dict__.get("_out")
-        if out is not None:                                  # named dout here, not dy in the last module
-            array_module(("dout", dout))
-            check_grad("dout", dout, *out)
+        if self._out_spec is not None:                       # named dout here, not dy in the last module
+            self._check_output_grad("dout", dout)
         after = None                                         # the module that produced dout
         for name, m in reversed(self._modules.items()):     # last module first
             if dout is None:

@@ -20,8 +20,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from tinylm._checks import check_flag, check_float, check_float_dtype
-from tinylm.backend import get_backend, to_numpy
+from tinylm._checks import check_flag, check_float, check_float_dtype, check_grad
+from tinylm.backend import array_module, get_backend, to_numpy
 
 __all__ = ["Parameter", "Module"]
 
@@ -72,6 +72,7 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_out_spec", None)   # (shape, dtype) of the last output, see _remember_output
 
     # --- registration: assigning a Parameter or Module attribute registers it, as in PyTorch ---
     def __setattr__(self, name: str, value: Any) -> None:
@@ -110,6 +111,19 @@ class Module:
         if cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         return cache
+
+    def _remember_output(self, y):
+        """Record the shape and dtype of the output ``y`` (returned as is): what the upstream
+        gradient of :meth:`backward` must be, checked by :meth:`_check_output_grad`."""
+        self._out_spec = (tuple(y.shape), y.dtype)
+        return y
+
+    def _check_output_grad(self, name: str, g) -> None:
+        """``g``, the upstream gradient (named ``name`` in errors), must have the last output's
+        shape and dtype: no broadcast, no silent promotion, and a clear error before any forward."""
+        shape, dtype = self._need_cache(self._out_spec)
+        array_module((name, g))
+        check_grad(name, g, shape, dtype)
 
     # --- traversal ---
     def children(self) -> Iterator[Module]:

@@ -32,7 +32,7 @@ import copy
 
 import numpy as np
 
-from tinylm._checks import (check_choice, check_flag, check_float, check_grad, check_head_split, check_positive_float,
+from tinylm._checks import (check_choice, check_flag, check_float, check_head_split, check_positive_float,
                             check_positive_int, check_probability, check_shape)
 from tinylm.backend import array_module
 from tinylm.nn.activation import GELU, ReLU
@@ -81,13 +81,6 @@ def _check_padding_mask(name: str, mask, dims: dict, length: str) -> None:
     check_shape(name, mask, ("B", length), dims)
 
 
-def _check_dout(module: Module, dout) -> None:
-    """``dout`` against the (shape, dtype) of ``module``'s last output (``module._out``)."""
-    shape, dtype = module._need_cache(module._out)
-    array_module(("dout", dout))
-    check_grad("dout", dout, shape, dtype)
-
-
 def _check_flag(name: str, value) -> bool:
     """A bool flag, or None (PyTorch's stacks default the flags to None) for False."""
     return False if value is None else check_flag(name, value)
@@ -116,7 +109,6 @@ class _LayerBase(Module):
         self.batch_first = check_flag("batch_first", batch_first)
         self.norm_first = check_flag("norm_first", norm_first)
         check_flag("bias", bias)
-        self._out = None                  # (shape, dtype) of the last forward's output, to check dout
         # One generator for every initialiser. Dropout (of the residuals and of the attention
         # probabilities) gets it too when a seed was given; None leaves dropout on tinylm's global
         # generator, so that a later tinylm.manual_seed still governs it.
@@ -203,11 +195,10 @@ class TransformerEncoderLayer(_LayerBase):
         else:
             x = self.norm1(x + self._sa_block(x, src_key_padding_mask, causal))     # h = norm1(x + sa(x))
             x = self.norm2(x + self._ff_block(x, self.dropout2))                    # out = norm2(h + ff(h))
-        self._out = (tuple(x.shape), x.dtype)
-        return x
+        return self._remember_output(x)
 
     def backward(self, dout):
-        _check_dout(self, dout)
+        self._check_output_grad("dout", dout)
         if self.norm_first:
             dh = dout + self.norm2.backward(self._ff_block_backward(dout, self.dropout2))   # out = h + ff(norm2(h))
             return dh + self.norm1.backward(self._sa_block_backward(dh))                   # h = x + sa(norm1(x))
@@ -277,11 +268,10 @@ class TransformerDecoderLayer(_LayerBase):
             x = self.norm1(x + self._sa_block(x, tgt_key_padding_mask, causal))                   # h1
             x = self.norm2(x + self._ca_block(x, memory, memory_key_padding_mask, mem_causal))    # h2
             x = self.norm3(x + self._ff_block(x, self.dropout3))                                # out
-        self._out = (tuple(x.shape), x.dtype)
-        return x
+        return self._remember_output(x)
 
     def backward(self, dout):
-        _check_dout(self, dout)
+        self._check_output_grad("dout", dout)
         if self.norm_first:
             dh2 = dout + self.norm3.backward(self._ff_block_backward(dout, self.dropout3))  # out = h2 + ff(norm3(h2))
             dq, dmemory = self._ca_block_backward(dh2)                      # h2 = h1 + ca(norm2(h1), m): the ca branch
@@ -343,7 +333,6 @@ class TransformerEncoder(Module):
         self.num_layers = num_layers
         _check_stack_norm(norm, self.layers[0].d_model)
         self.norm = norm
-        self._out = None
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         _no_attn_mask("mask", mask)
@@ -352,11 +341,10 @@ class TransformerEncoder(Module):
         for layer in self.layers:
             x = layer(x, src_key_padding_mask=src_key_padding_mask, is_causal=causal)
         x = x if self.norm is None else self.norm(x)
-        self._out = (tuple(x.shape), x.dtype)
-        return x
+        return self._remember_output(x)
 
     def backward(self, dout):
-        _check_dout(self, dout)
+        self._check_output_grad("dout", dout)
         dx = dout if self.norm is None else self.norm.backward(dout)   # x = norm(x) (when there is a norm)
         for layer in reversed(self.layers):
             dx = layer.backward(dx)                          # x = layer(x, ...)
@@ -381,7 +369,6 @@ class TransformerDecoder(Module):
         self.num_layers = num_layers
         _check_stack_norm(norm, self.layers[0].d_model)
         self.norm = norm
-        self._out = None
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False):
@@ -394,11 +381,10 @@ class TransformerDecoder(Module):
                       memory_key_padding_mask=memory_key_padding_mask, tgt_is_causal=causal,
                       memory_is_causal=memory_is_causal)
         x = x if self.norm is None else self.norm(x)
-        self._out = (tuple(x.shape), x.dtype)
-        return x
+        return self._remember_output(x)
 
     def backward(self, dout):
-        _check_dout(self, dout)
+        self._check_output_grad("dout", dout)
         dx = dout if self.norm is None else self.norm.backward(dout)   # x = norm(x) (when there is a norm)
         dmemory = None
         for layer in reversed(self.layers):
