@@ -246,3 +246,12 @@ def test_load_state_dict_non_strict_reports_unexpected_entries_of_any_kind():
     state = {"weight": np.ones((3, 2)), "bias": np.zeros(3), "num_batches_tracked": np.array(3)}  # an int buffer
     assert m.load_state_dict(state, strict=False) == ([], ["num_batches_tracked"])
     assert m.weight.data[0, 0] == 1.0
+
+
+def test_a_frozen_parameter_drops_its_gradient_but_still_checks_it():
+    m = Linear(2, 3)
+    m.weight.requires_grad = False
+    m.weight.accumulate(np.ones((3, 2), np.float32))
+    assert m.weight.grad is None                                         # frozen: nothing accumulates
+    with pytest.raises(ValueError, match=r"accumulate: g: expected the shape of"):
+        m.weight.accumulate(np.ones((2, 3), np.float32))                 # but a wrong gradient is still a bug

@@ -332,7 +332,7 @@ class TransformerSeq2Seq(_Seq2Seq):
         if share_embeddings and src_vocab_size != tgt_vocab_size:
             raise ValueError(f"share_embeddings: needs one joint vocabulary, got src_vocab_size={src_vocab_size} "
                              f"and tgt_vocab_size={tgt_vocab_size}")
-        self.tie_output, self.share_embeddings = bool(tie_output), bool(share_embeddings)
+        self.tie_output, self.share_embeddings = tie_output, share_embeddings
         g = module_rng(rng)
         layer_kw = dict(dim_feedforward=dim_feedforward, dropout=dropout, activation=activation,
                         batch_first=True, norm_first=norm_first, dtype=dtype, rng=g)

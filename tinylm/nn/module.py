@@ -47,15 +47,16 @@ class Parameter:
         return self.data.dtype
 
     def accumulate(self, g) -> None:
-        """``grad += g`` (allocating on first use); a no-op for frozen parameters.
-        ``g``: a float array of exactly the parameter's shape (cast to its dtype)."""
-        if not self.requires_grad:
-            return
+        """``grad += g`` (allocating on first use); ``g`` is dropped for a frozen parameter.
+        ``g``: a float array of exactly the parameter's shape (cast to its dtype), frozen or not:
+        a wrong gradient is the caller's bug either way."""
         if g is None or getattr(g, "dtype", None) is None or g.dtype.kind != "f":
             got = type(g).__name__ if getattr(g, "dtype", None) is None else g.dtype
             raise TypeError(f"accumulate: g: expected a floating-point gradient array for {self!r}, got {got}")
         if g.shape != self.data.shape:
             raise ValueError(f"accumulate: g: expected the shape of {self!r}, got shape {tuple(g.shape)}")
+        if not self.requires_grad:
+            return
         if self.grad is None:
             self.grad = g.astype(self.data.dtype, copy=True)
         else:
