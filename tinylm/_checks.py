@@ -19,7 +19,7 @@ from tinylm.backend import to_numpy
 
 __all__ = ["check_shape", "check_float", "check_int", "check_index_range", "check_positive_int",
            "check_probability", "check_choice", "check_lengths", "check_flag", "check_grad",
-           "check_positive_float", "check_float_dtype", "check_head_split", "is_real"]
+           "check_positive_float", "check_float_dtype", "check_head_split", "check_config", "is_real"]
 
 
 def is_real(v: Any) -> bool:
@@ -130,6 +130,13 @@ def check_head_split(width_name: str, width: int, heads_name: str, heads: int) -
         raise ValueError(f"{width_name}: must be divisible by {heads_name}={heads} (each head gets "
                          f"{width_name} / {heads_name} features), got {width_name}={width}")
     return width // heads
+
+
+def check_config(config: Any, cls: type) -> None:
+    """A model's ``config`` must be a ``cls`` instance (a dict from config.json is not: say how to build one)."""
+    if not isinstance(config, cls):
+        hint = f" (build one with {cls.__name__}(**d))" if isinstance(config, dict) else ""
+        raise TypeError(f"config: expected a {cls.__name__}, got {type(config).__name__}{hint}")
 
 
 def check_flag(name: str, v: Any) -> bool:

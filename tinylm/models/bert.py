@@ -41,9 +41,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinylm._checks import (check_choice, check_flag, check_float, check_grad, check_head_split, check_index_range,
-                            check_int, check_positive_float, check_positive_int, check_probability, check_shape,
-                            is_real)
+from tinylm._checks import (check_choice, check_config, check_flag, check_float, check_grad, check_head_split,
+                            check_index_range, check_int, check_positive_float, check_positive_int, check_probability,
+                            check_shape, is_real)
 from tinylm.backend import array_module, to_numpy
 from tinylm.nn import init
 from tinylm.nn.activation import GELU, ReLU, Tanh
@@ -120,12 +120,6 @@ class BertConfig:
 def _check_real(name: str, v, what: str, ok) -> None:
     if not (is_real(v) and math.isfinite(v) and ok(v)):
         raise ValueError(f"{name}: expected a finite number {what}, got {v!r}")
-
-
-def _check_config(config) -> None:
-    if not isinstance(config, BertConfig):
-        hint = " (build one with BertConfig(**d))" if isinstance(config, dict) else ""
-        raise TypeError(f"config: expected a BertConfig, got {type(config).__name__}{hint}")
 
 
 def _activation(name: str) -> Module:
@@ -423,7 +417,7 @@ class BERT(Module):
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True, rng=None):
         super().__init__()
-        _check_config(config)
+        check_config(config, BertConfig)
         add_pooling_layer = check_flag("add_pooling_layer", add_pooling_layer)
         rng = module_rng(rng)
         self.config = config
@@ -585,7 +579,7 @@ class BertForMaskedLM(_Head):
 
     def __init__(self, config: BertConfig, rng=None):
         super().__init__()
-        _check_config(config)
+        check_config(config, BertConfig)
         rng = module_rng(rng)
         self.config = config
         self.bert = BERT(config, add_pooling_layer=False, rng=rng)
@@ -610,7 +604,7 @@ class _ClassifierHead(_Head):
 
     def __init__(self, config: BertConfig, rng=None):
         super().__init__()
-        _check_config(config)
+        check_config(config, BertConfig)
         rng = module_rng(rng)
         self.config = config
         self.num_labels = config.num_labels
@@ -672,7 +666,7 @@ class BertForQuestionAnswering(_Head):
 
     def __init__(self, config: BertConfig, rng=None):
         super().__init__()
-        _check_config(config)
+        check_config(config, BertConfig)
         rng = module_rng(rng)
         self.config = config
         self.bert = BERT(config, add_pooling_layer=False, rng=rng)

@@ -23,8 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinylm._checks import (check_flag, check_grad, check_head_split, check_index_range, check_positive_float,
-                            check_positive_int, check_probability, check_shape)
+from tinylm._checks import (check_config, check_flag, check_grad, check_head_split, check_index_range,
+                            check_positive_float, check_positive_int, check_probability, check_shape)
 from tinylm.backend import array_module, get_backend
 from tinylm.nn import init
 from tinylm.nn.container import ModuleList
@@ -205,9 +205,7 @@ class GPT(Module):
 
     def __init__(self, config: GPTConfig, rng=None):
         super().__init__()
-        if not isinstance(config, GPTConfig):
-            hint = " (build one with GPTConfig(**d))" if isinstance(config, dict) else ""
-            raise TypeError(f"config: expected a GPTConfig, got {type(config).__name__}{hint}")
+        check_config(config, GPTConfig)
         self.config = config
         rng = module_rng(rng)
         self.transformer = _Transformer(config, rng)
