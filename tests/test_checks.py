@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from tinylm._checks import (check_choice, check_config, check_flag, check_float, check_float_dtype, check_grad, check_index_range,
-                            check_int, check_lengths, check_positive_float, check_positive_int, check_probability,
+from tinylm._checks import (check_choice, check_config, check_flag, check_float, check_float_dtype, check_grad,
+                            check_index_range, check_int, check_lengths, check_positive_float, check_positive_int, check_probability,
                             check_head_split, check_shape, is_real)
 from tinylm.random import make_rng, module_rng
 
@@ -161,5 +161,6 @@ def test_check_head_split_one_message_for_every_model():
 def test_check_config_says_how_to_build_one_from_a_dict():
     from tinylm.models.gpt import GPTConfig
     check_config(GPTConfig(), GPTConfig)
-    with pytest.raises(TypeError, match=r"^config: expected a GPTConfig, got dict \(build one with GPTConfig\(\*\*d\)\)$"):
+    with pytest.raises(TypeError,
+                       match=r"^config: expected a GPTConfig, got dict \(build one with GPTConfig\(\*\*d\)\)$"):
         check_config({"n_layer": 2}, GPTConfig)
