@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from tinylm._checks import (check_choice, check_config, check_flag, check_float, check_float_dtype, check_grad,
-                            check_index_range, check_int, check_lengths, check_positive_float, check_positive_int, check_probability,
-                            check_head_split, check_shape, is_real)
+                            check_head_split, check_index_range, check_int, check_lengths, check_positive_float,
+                            check_positive_int, check_probability, check_shape, is_real)
 from tinylm.random import make_rng, module_rng
 
 
